@@ -1,0 +1,41 @@
+use crate::{EmailError, PasswordError, TaskDescriptionError, TaskTitleError};
+
+/// Everything a domain operation can fail with. Adapters translate their own
+/// failures into these variants; the HTTP layer maps each one to a status and
+/// code in a single place.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// A title broke a rule.
+    #[error(transparent)]
+    InvalidTitle(#[from] TaskTitleError),
+    /// A description broke a rule.
+    #[error(transparent)]
+    InvalidDescription(#[from] TaskDescriptionError),
+    /// An email address broke a rule.
+    #[error(transparent)]
+    InvalidEmail(#[from] EmailError),
+    /// A sign-up password broke a rule.
+    #[error(transparent)]
+    WeakPassword(#[from] PasswordError),
+    /// No task has this id.
+    #[error("task not found")]
+    TaskNotFound,
+    /// The task exists but belongs to someone else.
+    #[error("task belongs to another user")]
+    Forbidden,
+    /// No user has this id.
+    #[error("user not found")]
+    UserNotFound,
+    /// Another account already uses this (normalised) email.
+    #[error("email already registered")]
+    EmailTaken,
+    /// Unknown email or wrong password; deliberately not told apart.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// The database (or another backing service) cannot be reached now.
+    #[error("storage unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A failure nobody can act on but an operator; logged, never shown.
+    #[error("unexpected failure")]
+    Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
+}

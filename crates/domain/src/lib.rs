@@ -1,0 +1,30 @@
+//! The heart of todo-api: tasks, users, the rules that keep them valid and
+//! private, the ports through which the outside world is reached, and the
+//! services the HTTP layer calls.
+//!
+//! This crate must stay free of web, SQL and async-runtime crates: adapters
+//! (`todo-persistence`, `todo-api`) depend on it, never the other way round.
+//! Every value type here can only hold a valid value, so code that holds a
+//! [`TaskTitle`] or an [`Email`] never needs to check it again.
+
+mod clock;
+mod error;
+mod ids;
+pub mod ports;
+mod services;
+mod task;
+mod timestamp;
+mod user;
+
+pub use clock::{Clock, SystemClock};
+pub use error::DomainError;
+pub use ids::{InvalidId, TaskId, UserId};
+pub use services::{AccountService, TaskService};
+pub use task::{
+    CompletionChange, NewTask, Task, TaskChanges, TaskDescription, TaskDescriptionError, TaskTitle,
+    TaskTitleError,
+};
+pub use timestamp::Timestamp;
+pub use user::{
+    Email, EmailError, NewUser, Password, PasswordError, PasswordHash, User, UserCredentials,
+};

@@ -1,0 +1,133 @@
+//! The traits through which services reach storage and password hashing.
+//! Adapters implement them; tests replace them with mockall mocks (feature
+//! `mocks`).
+
+use async_trait::async_trait;
+
+use crate::{
+    CompletionChange, DomainError, Email, NewUser, Password, PasswordHash, Task, TaskChanges,
+    TaskId, Timestamp, User, UserCredentials, UserId,
+};
+
+/// Storage of tasks. Every method that touches one task takes the caller's
+/// id and filters by owner inside the statement itself, so a task of another
+/// user is indistinguishable from a missing one at this level.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait TaskRepository: Send + Sync {
+    /// Stores a new task.
+    ///
+    /// # Errors
+    /// `Unavailable` when storage cannot be reached; `Unexpected` otherwise.
+    async fn insert(&self, task: &Task) -> Result<(), DomainError>;
+
+    /// All tasks of `owner`, newest first (`created_at` desc, then `id` desc).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn list_by_owner(&self, owner: UserId) -> Result<Vec<Task>, DomainError>;
+
+    /// The task with this id if `owner` owns it.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn find_owned(&self, id: TaskId, owner: UserId) -> Result<Option<Task>, DomainError>;
+
+    /// Replaces title and description (and `completed` when given) of the
+    /// task if `owner` owns it, in one statement; returns the new state.
+    /// `updated_at` becomes `at`.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn update_owned(
+        &self,
+        id: TaskId,
+        owner: UserId,
+        changes: &TaskChanges,
+        at: Timestamp,
+    ) -> Result<Option<Task>, DomainError>;
+
+    /// Applies a completion change in one atomic statement (a toggle reads
+    /// and writes the row under the database's own lock, so concurrent
+    /// toggles never lose one); returns the new state.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn change_completion_owned(
+        &self,
+        id: TaskId,
+        owner: UserId,
+        change: CompletionChange,
+        at: Timestamp,
+    ) -> Result<Option<Task>, DomainError>;
+
+    /// Deletes the task if `owner` owns it; `false` when nothing matched.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn delete_owned(&self, id: TaskId, owner: UserId) -> Result<bool, DomainError>;
+
+    /// Whether any user has a task with this id. Asked only after an owned
+    /// lookup missed, to tell "forbidden" from "not found".
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn exists(&self, id: TaskId) -> Result<bool, DomainError>;
+}
+
+/// Storage of user accounts.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Stores a new user.
+    ///
+    /// # Errors
+    /// `EmailTaken` when the email is already registered (the unique index
+    /// decides, so racing sign-ups get exactly one success); `Unavailable`
+    /// or `Unexpected` otherwise.
+    async fn insert(&self, user: &NewUser) -> Result<User, DomainError>;
+
+    /// The id and password hash of the account with this email, if any.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn find_credentials(&self, email: &Email)
+    -> Result<Option<UserCredentials>, DomainError>;
+
+    /// Records a successful sign-in and returns the updated profile.
+    ///
+    /// # Errors
+    /// `UserNotFound` if the user vanished meanwhile; `Unavailable` or
+    /// `Unexpected`.
+    async fn record_sign_in(&self, id: UserId, at: Timestamp) -> Result<User, DomainError>;
+
+    /// The profile of a user, if the user exists.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, DomainError>;
+}
+
+/// Slow, salted password hashing. Implementations must not block the
+/// caller's async executor: the work belongs on a blocking thread.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// Hashes a new password.
+    ///
+    /// # Errors
+    /// `Unexpected` if the hasher itself fails.
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, DomainError>;
+
+    /// Whether `candidate` matches `stored`. With no stored hash (unknown
+    /// email) the implementation must spend the same effort and answer
+    /// `false`, so response times do not reveal which emails exist.
+    ///
+    /// # Errors
+    /// `Unexpected` if the hasher itself fails.
+    async fn verify(
+        &self,
+        candidate: &str,
+        stored: Option<PasswordHash>,
+    ) -> Result<bool, DomainError>;
+}

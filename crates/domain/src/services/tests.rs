@@ -1,0 +1,1 @@
+// Service tests are written next.

@@ -1,0 +1,258 @@
+use crate::{TaskId, Timestamp, UserId};
+
+/// The longest title, in Unicode scalar values, after trimming.
+pub const TITLE_MAX_CHARS: usize = 500;
+/// The longest description, in Unicode scalar values, after trimming.
+pub const DESCRIPTION_MAX_CHARS: usize = 2000;
+
+/// Why a title was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TaskTitleError {
+    /// Nothing but white space.
+    #[error("Title cannot be empty")]
+    Empty,
+    /// Longer than [`TITLE_MAX_CHARS`] after trimming.
+    #[error("Title must be at most 500 characters")]
+    TooLong,
+    /// Holds U+0000, which PostgreSQL text cannot store.
+    #[error("Title must not contain NUL characters")]
+    ContainsNul,
+}
+
+/// Why a description was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TaskDescriptionError {
+    /// Longer than [`DESCRIPTION_MAX_CHARS`] after trimming.
+    #[error("Description must be at most 2000 characters")]
+    TooLong,
+    /// Holds U+0000, which PostgreSQL text cannot store.
+    #[error("Description must not contain NUL characters")]
+    ContainsNul,
+}
+
+/// A task title: trimmed, 1 to 500 characters, no NUL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskTitle(String);
+
+impl TaskTitle {
+    /// Trims Unicode white space and checks the title rules.
+    ///
+    /// # Errors
+    /// The first [`TaskTitleError`] that applies.
+    pub fn parse(raw: &str) -> Result<Self, TaskTitleError> {
+        if raw.contains('\0') {
+            return Err(TaskTitleError::ContainsNul);
+        }
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(TaskTitleError::Empty);
+        }
+        if trimmed.chars().count() > TITLE_MAX_CHARS {
+            return Err(TaskTitleError::TooLong);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// The title as stored.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A task description: trimmed, 1 to 2000 characters, no NUL.
+///
+/// An absent or blank description is `None`, never an empty `TaskDescription`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDescription(String);
+
+impl TaskDescription {
+    /// Trims Unicode white space and checks the description rules; blank
+    /// input means "no description".
+    ///
+    /// # Errors
+    /// The first [`TaskDescriptionError`] that applies.
+    pub fn parse(raw: Option<&str>) -> Result<Option<Self>, TaskDescriptionError> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        if raw.contains('\0') {
+            return Err(TaskDescriptionError::ContainsNul);
+        }
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Ok(None);
+        }
+        if trimmed.chars().count() > DESCRIPTION_MAX_CHARS {
+            return Err(TaskDescriptionError::TooLong);
+        }
+        Ok(Some(Self(trimmed.to_owned())))
+    }
+
+    /// The description as stored.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A task as stored. The owner is fixed when the task is created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// The task's id.
+    pub id: TaskId,
+    /// The user the task belongs to; never shown to clients.
+    pub owner: UserId,
+    /// The title.
+    pub title: TaskTitle,
+    /// The description, if any.
+    pub description: Option<TaskDescription>,
+    /// Whether the task is done.
+    pub completed: bool,
+    /// When the task was created; never changes.
+    pub created_at: Timestamp,
+    /// When the task last changed; never before `created_at`.
+    pub updated_at: Timestamp,
+}
+
+/// What a client gives to create a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTask {
+    /// The title.
+    pub title: TaskTitle,
+    /// The description, if any.
+    pub description: Option<TaskDescription>,
+    /// The initial state; clients that omit it get `false`.
+    pub completed: bool,
+}
+
+/// A full replacement of a task's text, and optionally its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskChanges {
+    /// The new title.
+    pub title: TaskTitle,
+    /// The new description; `None` clears it.
+    pub description: Option<TaskDescription>,
+    /// The new state, or `None` to keep the current one.
+    pub completed: Option<bool>,
+}
+
+/// How a completion request changes a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompletionChange {
+    /// Invert the current state, atomically.
+    Toggle,
+    /// Set the state to this value (idempotent).
+    Set(bool),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn title_is_trimmed() {
+        assert_eq!(
+            TaskTitle::parse("  Buy milk \n").unwrap().as_str(),
+            "Buy milk"
+        );
+    }
+
+    #[test]
+    fn title_of_only_spaces_is_rejected() {
+        assert_eq!(TaskTitle::parse("   \t\n"), Err(TaskTitleError::Empty));
+    }
+
+    #[test]
+    fn empty_title_is_rejected() {
+        assert_eq!(TaskTitle::parse(""), Err(TaskTitleError::Empty));
+    }
+
+    #[test]
+    fn unicode_white_space_counts_as_blank() {
+        // No-break space and ideographic space.
+        assert_eq!(
+            TaskTitle::parse("\u{a0}\u{3000}"),
+            Err(TaskTitleError::Empty)
+        );
+        assert_eq!(TaskTitle::parse("\u{3000}x\u{a0}").unwrap().as_str(), "x");
+    }
+
+    #[test]
+    fn title_of_500_characters_is_accepted() {
+        let title = "é".repeat(500);
+        assert_eq!(TaskTitle::parse(&title).unwrap().as_str(), title);
+    }
+
+    #[test]
+    fn title_of_501_characters_is_rejected() {
+        assert_eq!(
+            TaskTitle::parse(&"a".repeat(501)),
+            Err(TaskTitleError::TooLong)
+        );
+    }
+
+    #[test]
+    fn title_length_counts_characters_not_bytes() {
+        // 500 four-byte emoji are 2000 bytes but 500 characters.
+        assert!(TaskTitle::parse(&"🦀".repeat(500)).is_ok());
+    }
+
+    #[test]
+    fn surrounding_spaces_do_not_count_towards_the_limit() {
+        let title = format!("  {}  ", "a".repeat(500));
+        assert!(TaskTitle::parse(&title).is_ok());
+    }
+
+    #[test]
+    fn title_with_nul_is_rejected() {
+        assert_eq!(TaskTitle::parse("a\0b"), Err(TaskTitleError::ContainsNul));
+    }
+
+    #[test]
+    fn right_to_left_and_emoji_titles_keep_every_byte() {
+        let title = "שלום 👋🏽 مرحبا";
+        assert_eq!(TaskTitle::parse(title).unwrap().as_str(), title);
+    }
+
+    #[test]
+    fn absent_description_is_none() {
+        assert_eq!(TaskDescription::parse(None), Ok(None));
+    }
+
+    #[test]
+    fn blank_description_is_none() {
+        assert_eq!(TaskDescription::parse(Some(" \u{3000} ")), Ok(None));
+    }
+
+    #[test]
+    fn description_is_trimmed() {
+        let parsed = TaskDescription::parse(Some(" 2 litres ")).unwrap().unwrap();
+        assert_eq!(parsed.as_str(), "2 litres");
+    }
+
+    #[test]
+    fn description_of_2000_characters_is_accepted() {
+        assert!(
+            TaskDescription::parse(Some(&"d".repeat(2000)))
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn description_of_2001_characters_is_rejected() {
+        assert_eq!(
+            TaskDescription::parse(Some(&"d".repeat(2001))),
+            Err(TaskDescriptionError::TooLong)
+        );
+    }
+
+    #[test]
+    fn description_with_nul_is_rejected() {
+        assert_eq!(
+            TaskDescription::parse(Some("\0")),
+            Err(TaskDescriptionError::ContainsNul)
+        );
+    }
+}
