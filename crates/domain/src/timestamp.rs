@@ -24,7 +24,7 @@ impl Timestamp {
         let whole_micros = utc.nanosecond() / 1_000 * 1_000;
         // A nanosecond count rounded down stays within 0..1_000_000_000, the
         // only range `replace_nanosecond` rejects values outside of.
-        let truncated = utc.replace_nanosecond(whole_micros).unwrap_or_else(|_| utc);
+        let truncated = utc.replace_nanosecond(whole_micros).unwrap_or(utc);
         Self(truncated)
     }
 
