@@ -1,1 +1,20 @@
+//! The todo-api schema as sea-orm-migration migrations: the only place the
+//! tables, keys and indexes are written down.
+//!
+//! Migrations use SeaORM's portable schema builders (no SQL strings) so the
+//! same history applies to PostgreSQL and to SQLite. This crate knows nothing
+//! of the domain or of the adapters that read these tables.
 
+pub use sea_orm_migration::prelude::*;
+
+mod m20260201_000001_create_users_and_tasks;
+
+/// Every migration of the schema, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20260201_000001_create_users_and_tasks::Migration)]
+    }
+}

@@ -1,0 +1,239 @@
+use std::fmt;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::postgres::PgConnectOptions;
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, DatabaseConnection, DbBackend, DbErr, SqlxPostgresConnector,
+    SqlxSqliteConnector,
+};
+
+/// How to reach the database and how large the pool may grow.
+#[derive(Clone)]
+pub struct DatabaseSettings {
+    /// `postgres://…`, `postgresql://…` or `sqlite://…`. May hold a password.
+    pub url: String,
+    /// The most connections the pool keeps open at once.
+    pub max_connections: u32,
+    /// How long a query waits for a free connection (and the first
+    /// connection may take to open) before giving up.
+    pub acquire_timeout: Duration,
+}
+
+impl fmt::Debug for DatabaseSettings {
+    /// Leaves the URL out: it may carry a password, and settings get logged.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &"<redacted>")
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
+}
+
+/// The database engines this crate supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL, the production database.
+    Postgres,
+    /// SQLite, for single-node deployments and tests without PostgreSQL.
+    Sqlite,
+}
+
+/// Why the database could not be opened or migrated.
+///
+/// No message here contains the URL, which may hold a password; the
+/// sources are driver errors that name neither.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL names an engine this crate does not support.
+    #[error("unsupported database URL: it must start with postgres://, postgresql:// or sqlite://")]
+    UnsupportedUrl,
+    /// The URL names a supported engine but cannot be parsed.
+    #[error("malformed database URL")]
+    InvalidUrl(#[source] sea_orm::sqlx::Error),
+    /// The database did not accept a connection in time.
+    #[error("could not connect to the database")]
+    Connect(#[source] DbErr),
+    /// Applying the schema migrations failed.
+    #[error("could not apply the database migrations")]
+    Migrate(#[source] DbErr),
+}
+
+/// A SQLite busy writer is waited for this long before a statement fails.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens a connection pool to the database `settings.url` names.
+///
+/// # Errors
+/// [`ConnectError::UnsupportedUrl`] for any scheme but `postgres://`,
+/// `postgresql://` and `sqlite://`; [`ConnectError::InvalidUrl`] when the
+/// driver cannot parse the rest; [`ConnectError::Connect`] when no
+/// connection could be opened within `acquire_timeout`.
+pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, ConnectError> {
+    let backend = backend_of_url(&settings.url).ok_or(ConnectError::UnsupportedUrl)?;
+    let mut options = ConnectOptions::new(settings.url.clone());
+    options
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        // Statement logs would say nothing our spans do not, and at sqlx's
+        // default level they would flood the service log.
+        .sqlx_logging(false);
+
+    // The URL is parsed here first, and the drivers' connectors are called
+    // directly rather than through `Database::connect`, whose errors quote
+    // the whole URL.
+    let connected = match backend {
+        Backend::Postgres => {
+            // `sslmode` is left as the operator wrote it (or as the driver
+            // defaults it): whether to demand TLS is a deployment decision.
+            settings
+                .url
+                .parse::<PgConnectOptions>()
+                .map_err(ConnectError::InvalidUrl)?;
+            SqlxPostgresConnector::connect(options).await
+        }
+        Backend::Sqlite => {
+            settings
+                .url
+                .parse::<SqliteConnectOptions>()
+                .map_err(ConnectError::InvalidUrl)?;
+            options.map_sqlx_sqlite_opts(configure_sqlite);
+            SqlxSqliteConnector::connect(options).await
+        }
+    };
+    connected.map_err(ConnectError::Connect)
+}
+
+/// WAL lets readers run beside the one writer, and the busy timeout makes
+/// concurrent writers queue instead of failing with `SQLITE_BUSY`.
+/// `synchronous = FULL` (not the WAL-usual `NORMAL`) because a change we
+/// acknowledged to a client must survive a power cut. SQLite leaves foreign
+/// keys off unless asked, and the task → user cascade depends on them.
+fn configure_sqlite(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        .foreign_keys(true)
+        .create_if_missing(true)
+}
+
+fn backend_of_url(url: &str) -> Option<Backend> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(Backend::Postgres)
+    } else if url.starts_with("sqlite://") {
+        Some(Backend::Sqlite)
+    } else {
+        None
+    }
+}
+
+/// Brings the schema up to date.
+///
+/// # Errors
+/// [`ConnectError::Migrate`] when a migration fails.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), ConnectError> {
+    Migrator::up(db, None).await.map_err(ConnectError::Migrate)
+}
+
+/// Whether the database answers a ping within the pool's acquire timeout.
+pub async fn is_ready(db: &DatabaseConnection) -> bool {
+    db.ping().await.is_ok()
+}
+
+/// The engine behind a connection.
+///
+/// # Panics
+/// If `db` is disconnected or talks to an engine other than PostgreSQL or
+/// SQLite. [`connect`] builds neither, so either means the composition root
+/// wired in a connection made elsewhere; stopping at start-up (where the
+/// repositories call this) beats writing timestamps in the wrong format.
+#[must_use]
+pub fn backend_of(db: &DatabaseConnection) -> Backend {
+    match db.get_database_backend() {
+        DbBackend::Postgres => Backend::Postgres,
+        DbBackend::Sqlite => Backend::Sqlite,
+        other => panic!("todo-persistence supports PostgreSQL and SQLite, not {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str) -> DatabaseSettings {
+        DatabaseSettings {
+            url: url.to_owned(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_millis(500),
+        }
+    }
+
+    #[test]
+    fn the_three_supported_schemes_are_recognised() {
+        assert_eq!(backend_of_url("postgres://h/db"), Some(Backend::Postgres));
+        assert_eq!(backend_of_url("postgresql://h/db"), Some(Backend::Postgres));
+        assert_eq!(backend_of_url("sqlite:///tmp/a.db"), Some(Backend::Sqlite));
+    }
+
+    #[test]
+    fn other_schemes_are_not() {
+        for url in [
+            "mysql://h/db",
+            "sqlite::memory:",
+            "http://h",
+            "",
+            "postgres:/x",
+        ] {
+            assert_eq!(backend_of_url(url), None, "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_url_is_refused_without_quoting_it() {
+        let err = connect(&settings("mysql://root:hunter2@db/app"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConnectError::UnsupportedUrl));
+        assert!(!error_chain(&err).contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_url_is_refused_without_quoting_it() {
+        let err = connect(&settings("postgres://admin:hunter2@db:notaport/app"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConnectError::InvalidUrl(_)), "{err:?}");
+        assert!(!error_chain(&err).contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_does_not_quote_the_url() {
+        // Port 1 on loopback: nothing listens, so the refusal is immediate.
+        let err = connect(&settings(
+            "postgres://admin:hunter2@127.0.0.1:1/app?sslmode=disable",
+        ))
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ConnectError::Connect(_)), "{err:?}");
+        assert!(!error_chain(&err).contains("hunter2"));
+    }
+
+    #[test]
+    fn settings_debug_output_hides_the_url() {
+        let shown = format!("{:?}", settings("postgres://admin:hunter2@db/app"));
+        assert!(!shown.contains("hunter2"));
+    }
+
+    fn error_chain(err: &dyn std::error::Error) -> String {
+        let mut text = format!("{err} / {err:?}");
+        let mut source = err.source();
+        while let Some(cause) = source {
+            text.push_str(&format!(" / {cause} / {cause:?}"));
+            source = cause.source();
+        }
+        text
+    }
+}

@@ -1,0 +1,6 @@
+//! SeaORM views of the tables the `migration` crate creates. They describe
+//! rows for reading; writes are built as explicit statements (see
+//! `timestamps`), and rows become domain values only in `conversions`.
+
+pub(crate) mod tasks;
+pub(crate) mod users;

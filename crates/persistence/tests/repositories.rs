@@ -1,0 +1,799 @@
+//! The adapters against real databases. Each test is written once, as an
+//! async function taking a freshly migrated [`Store`], and `on_both_backends!`
+//! runs it as `postgres::<name>` and as `sqlite::<name>`.
+//!
+//! The PostgreSQL variants use `TestDatabase::postgres()` and fail when no
+//! server is reachable instead of quietly testing SQLite twice.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use migration::{Migrator, MigratorTrait, SchemaManager};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use todo_domain::ports::{TaskRepository, UserRepository};
+use todo_domain::{
+    CompletionChange, DomainError, Email, NewUser, PasswordHash, Task, TaskChanges,
+    TaskDescription, TaskId, TaskTitle, Timestamp, UserId,
+};
+use todo_persistence::testing::TestDatabase;
+use todo_persistence::{
+    Backend, DatabaseSettings, SeaTaskRepository, SeaUserRepository, backend_of, connect, is_ready,
+    migrate,
+};
+use uuid::Uuid;
+
+/// Runs each listed test once per backend, each on its own database.
+macro_rules! on_both_backends {
+    ($($test:ident),+ $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let database = todo_persistence::testing::TestDatabase::postgres().await;
+                    super::$test(super::Store::open(database).await).await;
+                }
+            )+
+        }
+
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let database = todo_persistence::testing::TestDatabase::sqlite().await;
+                    super::$test(super::Store::open(database).await).await;
+                }
+            )+
+        }
+    };
+}
+
+on_both_backends!(
+    connection_reports_its_backend_and_is_ready,
+    insert_then_find_owned_round_trips_every_field,
+    longest_title_and_description_fit,
+    another_owner_finds_nothing_but_the_task_exists,
+    exists_is_false_for_an_unknown_id,
+    list_is_newest_first_with_id_breaking_ties_and_only_the_owners,
+    list_orders_instants_within_one_second,
+    update_replaces_text_and_keeps_completed_when_not_given,
+    update_sets_completed_when_given,
+    updated_at_never_moves_backwards,
+    updated_at_compares_instants_within_one_second,
+    toggling_twice_restores_the_state,
+    setting_completed_is_idempotent,
+    fifty_concurrent_toggles_lose_none,
+    another_owner_can_change_or_delete_nothing,
+    delete_owned_deletes_once,
+    a_taken_email_is_refused,
+    twenty_concurrent_sign_ups_for_one_email_succeed_once,
+    record_sign_in_sets_last_signin_at,
+    an_earlier_sign_in_does_not_move_last_signin_at_back,
+    record_sign_in_of_an_unknown_user_is_user_not_found,
+    find_credentials_returns_id_and_hash,
+    deleting_a_user_deletes_their_tasks,
+    a_stored_row_that_breaks_a_domain_rule_is_unexpected,
+    a_closed_pool_is_unavailable,
+    migrations_round_trip_down_and_up,
+);
+
+/// A migrated database and the two repositories over it.
+struct Store {
+    tasks: SeaTaskRepository,
+    users: SeaUserRepository,
+    db: DatabaseConnection,
+    backend: Backend,
+    /// Dropped last, deleting the database.
+    _database: TestDatabase,
+}
+
+impl Store {
+    async fn open(database: TestDatabase) -> Store {
+        let settings = DatabaseSettings {
+            url: database.url().to_owned(),
+            // PostgreSQL has 100 slots and the tests run in parallel.
+            max_connections: 5,
+            acquire_timeout: Duration::from_secs(10),
+        };
+        let db = connect(&settings)
+            .await
+            .expect("connect to the test database");
+        migrate(&db).await.expect("migrate the test database");
+        Store {
+            tasks: SeaTaskRepository::new(db.clone()),
+            users: SeaUserRepository::new(db.clone()),
+            db,
+            backend: database.backend(),
+            _database: database,
+        }
+    }
+
+    /// A new user with a unique email.
+    async fn user(&self) -> UserId {
+        let id = UserId::generate();
+        self.users
+            .insert(&new_user(
+                id,
+                &format!("{}@example.io", id.as_uuid().simple()),
+            ))
+            .await
+            .expect("insert user");
+        id
+    }
+
+    async fn stored(&self, task: Task) -> Task {
+        self.tasks.insert(&task).await.expect("insert task");
+        task
+    }
+
+    /// Runs a statement written with `$n` placeholders (sqlx accepts them
+    /// on SQLite too).
+    async fn raw(&self, sql: &str, values: Vec<Value>) -> u64 {
+        let statement = Statement::from_sql_and_values(self.db.get_database_backend(), sql, values);
+        self.db
+            .execute_raw(statement)
+            .await
+            .expect("raw statement")
+            .rows_affected()
+    }
+}
+
+fn new_user(id: UserId, email: &str) -> NewUser {
+    NewUser {
+        id,
+        email: Email::parse(email).unwrap(),
+        password_hash: PasswordHash::new(format!("$argon2id$v=19$m=19456,t=2,p=1$salt${id}")),
+        created_at: stamp(datetime!(2026-02-01 08:00:00.000_001 UTC)),
+    }
+}
+
+fn stamp(instant: OffsetDateTime) -> Timestamp {
+    Timestamp::from_datetime(instant)
+}
+
+fn title(text: &str) -> TaskTitle {
+    TaskTitle::parse(text).unwrap()
+}
+
+fn description(text: &str) -> Option<TaskDescription> {
+    TaskDescription::parse(Some(text)).unwrap()
+}
+
+fn task(owner: UserId, text: &str, created_at: Timestamp) -> Task {
+    Task {
+        id: TaskId::generate(),
+        owner,
+        title: title(text),
+        description: None,
+        completed: false,
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+/// An id whose first byte is `rank`, so ids sort as their ranks do (both
+/// engines compare UUIDs byte by byte).
+fn ranked_id(rank: u8) -> TaskId {
+    TaskId::from_uuid(Uuid::from_u128(
+        (u128::from(rank) << 120) | 0x7000_8000_0000_0000,
+    ))
+}
+
+const T0: OffsetDateTime = datetime!(2026-02-06 10:15:23.123_456 UTC);
+
+fn later(seconds: i64) -> Timestamp {
+    stamp(T0 + time::Duration::seconds(seconds))
+}
+
+fn changes(text: &str, description_text: Option<&str>, completed: Option<bool>) -> TaskChanges {
+    TaskChanges {
+        title: title(text),
+        description: description_text.and_then(description),
+        completed,
+    }
+}
+
+// --- connection -------------------------------------------------------------
+
+async fn connection_reports_its_backend_and_is_ready(store: Store) {
+    assert_eq!(backend_of(&store.db), store.backend);
+    assert!(is_ready(&store.db).await);
+}
+
+// --- tasks ------------------------------------------------------------------
+
+async fn insert_then_find_owned_round_trips_every_field(store: Store) {
+    let owner = store.user().await;
+    let rich = Task {
+        id: TaskId::generate(),
+        owner,
+        title: title("שלום 👋🏽 مرحبا — ToDo ✓"),
+        description: description("line one\nline two: 🦀 Ünïcödé, \"quotes\" and 'apostrophes'"),
+        completed: true,
+        created_at: stamp(datetime!(2026-02-06 10:15:23.123_456 UTC)),
+        updated_at: stamp(datetime!(2026-02-06 10:15:24.000_001 UTC)),
+    };
+    let plain = Task {
+        id: TaskId::generate(),
+        owner,
+        title: title("Buy milk"),
+        description: None,
+        completed: false,
+        // Whole seconds and trailing zeros must survive too.
+        created_at: stamp(datetime!(2026-02-06 10:15:23 UTC)),
+        updated_at: stamp(datetime!(2026-02-06 10:15:23.5 UTC)),
+    };
+    for task in [rich, plain] {
+        store.tasks.insert(&task).await.unwrap();
+        let found = store.tasks.find_owned(task.id, owner).await.unwrap();
+        assert_eq!(found, Some(task));
+    }
+}
+
+async fn longest_title_and_description_fit(store: Store) {
+    let owner = store.user().await;
+    // Four bytes each: the limits are in characters, as `varchar(n)` counts.
+    let task = Task {
+        title: title(&"🦀".repeat(500)),
+        description: description(&"é".repeat(2000)),
+        ..task(owner, "x", later(0))
+    };
+    store.tasks.insert(&task).await.unwrap();
+    assert_eq!(
+        store.tasks.find_owned(task.id, owner).await.unwrap(),
+        Some(task)
+    );
+}
+
+async fn another_owner_finds_nothing_but_the_task_exists(store: Store) {
+    let owner = store.user().await;
+    let stranger = store.user().await;
+    let task = store.stored(task(owner, "Private", later(0))).await;
+
+    assert_eq!(
+        store.tasks.find_owned(task.id, stranger).await.unwrap(),
+        None
+    );
+    assert!(store.tasks.exists(task.id).await.unwrap());
+}
+
+async fn exists_is_false_for_an_unknown_id(store: Store) {
+    assert!(!store.tasks.exists(TaskId::generate()).await.unwrap());
+}
+
+async fn list_is_newest_first_with_id_breaking_ties_and_only_the_owners(store: Store) {
+    let owner = store.user().await;
+    let stranger = store.user().await;
+    // Inserted in an order that matches neither time nor id.
+    let oldest = Task {
+        id: ranked_id(9),
+        ..task(owner, "oldest", later(0))
+    };
+    let tie_low = Task {
+        id: ranked_id(1),
+        ..task(owner, "tie, lower id", later(2))
+    };
+    let middle = Task {
+        id: ranked_id(5),
+        ..task(owner, "middle", later(1))
+    };
+    let tie_high = Task {
+        id: ranked_id(2),
+        ..task(owner, "tie, higher id", later(2))
+    };
+    let foreign = task(stranger, "someone else's", later(3));
+    for task in [&oldest, &tie_low, &middle, &tie_high, &foreign] {
+        store.tasks.insert(task).await.unwrap();
+    }
+
+    let listed = store.tasks.list_by_owner(owner).await.unwrap();
+    assert_eq!(listed, vec![tie_high, tie_low, middle, oldest]);
+}
+
+/// On SQLite the instants are text; written RFC 3339-style with trimmed
+/// zeros, `.12Z` would sort after `.123Z`, `:23Z` after `:23.5Z`, and `.5Z`
+/// after `.50001Z`.
+async fn list_orders_instants_within_one_second(store: Store) {
+    let owner = store.user().await;
+    let oldest_first = [
+        datetime!(2026-02-06 10:15:23 UTC),
+        datetime!(2026-02-06 10:15:23.12 UTC),
+        datetime!(2026-02-06 10:15:23.123 UTC),
+        datetime!(2026-02-06 10:15:23.5 UTC),
+        datetime!(2026-02-06 10:15:23.500_01 UTC),
+        datetime!(2026-02-06 10:15:24 UTC),
+    ];
+    assert!(oldest_first.is_sorted());
+    let tasks: Vec<Task> = (0u8..)
+        .zip(oldest_first)
+        .map(|(rank, instant)| Task {
+            // Ids rank against time, so only `created_at` can give the order.
+            id: ranked_id(200 - rank),
+            ..task(owner, "t", stamp(instant))
+        })
+        .collect();
+    for task in tasks.iter().rev().step_by(2).chain(tasks.iter().step_by(2)) {
+        store.tasks.insert(task).await.unwrap();
+    }
+
+    let listed = store.tasks.list_by_owner(owner).await.unwrap();
+    let newest_first: Vec<Task> = tasks.into_iter().rev().collect();
+    assert_eq!(listed, newest_first);
+}
+
+async fn update_replaces_text_and_keeps_completed_when_not_given(store: Store) {
+    let owner = store.user().await;
+    let original = Task {
+        description: description("old description"),
+        completed: true,
+        ..task(owner, "old title", later(0))
+    };
+    store.tasks.insert(&original).await.unwrap();
+
+    let updated = store
+        .tasks
+        .update_owned(
+            original.id,
+            owner,
+            &changes("new title", Some("new description"), None),
+            later(60),
+        )
+        .await
+        .unwrap()
+        .expect("own task is updated");
+    let expected = Task {
+        title: title("new title"),
+        description: description("new description"),
+        updated_at: later(60),
+        ..original.clone()
+    };
+    assert_eq!(updated, expected);
+    assert!(updated.completed, "completed kept");
+    assert_eq!(updated.created_at, original.created_at);
+
+    let cleared = store
+        .tasks
+        .update_owned(
+            original.id,
+            owner,
+            &changes("new title", None, None),
+            later(61),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cleared.description, None);
+    assert_eq!(
+        store.tasks.find_owned(original.id, owner).await.unwrap(),
+        Some(cleared)
+    );
+}
+
+async fn update_sets_completed_when_given(store: Store) {
+    let owner = store.user().await;
+    let task = store.stored(task(owner, "t", later(0))).await;
+
+    let done = store
+        .tasks
+        .update_owned(task.id, owner, &changes("t", None, Some(true)), later(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(done.completed);
+    let undone = store
+        .tasks
+        .update_owned(task.id, owner, &changes("t", None, Some(false)), later(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!undone.completed);
+}
+
+async fn updated_at_never_moves_backwards(store: Store) {
+    let owner = store.user().await;
+    let task = store.stored(task(owner, "t", later(10))).await;
+
+    let first = store
+        .tasks
+        .update_owned(task.id, owner, &changes("first", None, None), later(20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.updated_at, later(20));
+
+    // A writer with an older clock still changes the text, not the time.
+    let second = store
+        .tasks
+        .update_owned(task.id, owner, &changes("second", None, None), later(15))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.title, title("second"));
+    assert_eq!(second.updated_at, later(20));
+
+    // Nor can an instant before creation pull it below `created_at`.
+    let toggled = store
+        .tasks
+        .change_completion_owned(task.id, owner, CompletionChange::Toggle, later(0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(toggled.updated_at, later(20));
+    assert_eq!(toggled.created_at, later(10));
+}
+
+async fn updated_at_compares_instants_within_one_second(store: Store) {
+    let owner = store.user().await;
+    let created = stamp(datetime!(2026-02-06 10:15:23 UTC));
+    let task = store.stored(task(owner, "t", created)).await;
+    let later_in_second = stamp(datetime!(2026-02-06 10:15:23.500_01 UTC));
+    let earlier_in_second = stamp(datetime!(2026-02-06 10:15:23.5 UTC));
+
+    for at in [later_in_second, earlier_in_second] {
+        store
+            .tasks
+            .change_completion_owned(task.id, owner, CompletionChange::Toggle, at)
+            .await
+            .unwrap();
+    }
+    let found = store
+        .tasks
+        .find_owned(task.id, owner)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.updated_at, later_in_second);
+}
+
+async fn toggling_twice_restores_the_state(store: Store) {
+    let owner = store.user().await;
+    let task = store.stored(task(owner, "t", later(0))).await;
+
+    let once = store
+        .tasks
+        .change_completion_owned(task.id, owner, CompletionChange::Toggle, later(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(once.completed);
+    assert_eq!(once.updated_at, later(1));
+    let twice = store
+        .tasks
+        .change_completion_owned(task.id, owner, CompletionChange::Toggle, later(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!twice.completed);
+    assert_eq!(twice.updated_at, later(2));
+}
+
+async fn setting_completed_is_idempotent(store: Store) {
+    let owner = store.user().await;
+    let task = store.stored(task(owner, "t", later(0))).await;
+
+    for second in 1..=2 {
+        let set = store
+            .tasks
+            .change_completion_owned(task.id, owner, CompletionChange::Set(true), later(second))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(set.completed);
+    }
+    let found = store
+        .tasks
+        .find_owned(task.id, owner)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.completed);
+}
+
+async fn fifty_concurrent_toggles_lose_none(store: Store) {
+    let owner = store.user().await;
+    let task = store.stored(task(owner, "t", later(0))).await;
+
+    let toggles = (1..=50).map(|second| {
+        store
+            .tasks
+            .change_completion_owned(task.id, owner, CompletionChange::Toggle, later(second))
+    });
+    let states: Vec<bool> = join_all(toggles)
+        .await
+        .into_iter()
+        .map(|result| result.unwrap().expect("own task").completed)
+        .collect();
+
+    // Each toggle saw the one before it: the states alternate, whatever
+    // the order they ran in.
+    assert_eq!(states.iter().filter(|completed| **completed).count(), 25);
+    let found = store
+        .tasks
+        .find_owned(task.id, owner)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!found.completed);
+    assert_eq!(found.updated_at, later(50));
+}
+
+async fn another_owner_can_change_or_delete_nothing(store: Store) {
+    let owner = store.user().await;
+    let stranger = store.user().await;
+    let task = store.stored(task(owner, "mine", later(0))).await;
+
+    let update = store
+        .tasks
+        .update_owned(
+            task.id,
+            stranger,
+            &changes("theirs", None, Some(true)),
+            later(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(update, None);
+    let toggle = store
+        .tasks
+        .change_completion_owned(task.id, stranger, CompletionChange::Toggle, later(2))
+        .await
+        .unwrap();
+    assert_eq!(toggle, None);
+    assert!(!store.tasks.delete_owned(task.id, stranger).await.unwrap());
+
+    assert_eq!(
+        store.tasks.find_owned(task.id, owner).await.unwrap(),
+        Some(task)
+    );
+}
+
+async fn delete_owned_deletes_once(store: Store) {
+    let owner = store.user().await;
+    let task = store.stored(task(owner, "t", later(0))).await;
+
+    assert!(store.tasks.delete_owned(task.id, owner).await.unwrap());
+    assert!(!store.tasks.delete_owned(task.id, owner).await.unwrap());
+    assert_eq!(store.tasks.find_owned(task.id, owner).await.unwrap(), None);
+    assert!(!store.tasks.exists(task.id).await.unwrap());
+}
+
+// --- users ------------------------------------------------------------------
+
+async fn a_taken_email_is_refused(store: Store) {
+    let first = new_user(UserId::generate(), "ada@example.io");
+    let inserted = store.users.insert(&first).await.unwrap();
+    assert_eq!(inserted.id, first.id);
+    assert_eq!(inserted.email, first.email);
+    assert_eq!(inserted.created_at, first.created_at);
+    assert_eq!(inserted.last_signin_at, None);
+    assert_eq!(
+        store.users.find_by_id(first.id).await.unwrap(),
+        Some(inserted)
+    );
+
+    // The domain normalises case before the repository sees the address.
+    let second = new_user(UserId::generate(), "  ADA@Example.IO ");
+    let err = store.users.insert(&second).await.unwrap_err();
+    assert!(matches!(err, DomainError::EmailTaken), "{err:?}");
+    assert_eq!(store.users.find_by_id(second.id).await.unwrap(), None);
+}
+
+async fn twenty_concurrent_sign_ups_for_one_email_succeed_once(store: Store) {
+    let sign_ups: Vec<NewUser> = (0..20)
+        .map(|_| new_user(UserId::generate(), "race@example.io"))
+        .collect();
+    let results = join_all(sign_ups.iter().map(|user| store.users.insert(user))).await;
+
+    let mut successes = 0;
+    for result in results {
+        match result {
+            Ok(_) => successes += 1,
+            Err(DomainError::EmailTaken) => {}
+            Err(other) => panic!("expected EmailTaken, got {other:?}"),
+        }
+    }
+    assert_eq!(successes, 1);
+}
+
+async fn record_sign_in_sets_last_signin_at(store: Store) {
+    let id = store.user().await;
+    let at = stamp(datetime!(2026-02-07 09:00:00.654_321 UTC));
+
+    let user = store.users.record_sign_in(id, at).await.unwrap();
+    assert_eq!(user.id, id);
+    assert_eq!(user.last_signin_at, Some(at));
+    assert_eq!(store.users.find_by_id(id).await.unwrap(), Some(user));
+}
+
+async fn an_earlier_sign_in_does_not_move_last_signin_at_back(store: Store) {
+    let id = store.user().await;
+    let newer = stamp(datetime!(2026-02-07 09:00:00.500_01 UTC));
+    let older = stamp(datetime!(2026-02-07 09:00:00.5 UTC));
+
+    store.users.record_sign_in(id, newer).await.unwrap();
+    let user = store.users.record_sign_in(id, older).await.unwrap();
+    assert_eq!(user.last_signin_at, Some(newer));
+}
+
+async fn record_sign_in_of_an_unknown_user_is_user_not_found(store: Store) {
+    let err = store
+        .users
+        .record_sign_in(UserId::generate(), later(0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DomainError::UserNotFound), "{err:?}");
+}
+
+async fn find_credentials_returns_id_and_hash(store: Store) {
+    let user = new_user(UserId::generate(), "grace@example.io");
+    store.users.insert(&user).await.unwrap();
+
+    let credentials = store
+        .users
+        .find_credentials(&user.email)
+        .await
+        .unwrap()
+        .expect("registered email");
+    assert_eq!(credentials.user_id, user.id);
+    assert_eq!(credentials.password_hash, user.password_hash);
+
+    let unknown = Email::parse("nobody@example.io").unwrap();
+    assert_eq!(store.users.find_credentials(&unknown).await.unwrap(), None);
+}
+
+// --- schema -----------------------------------------------------------------
+
+async fn deleting_a_user_deletes_their_tasks(store: Store) {
+    let owner = store.user().await;
+    let other = store.user().await;
+    let doomed = store.stored(task(owner, "doomed", later(0))).await;
+    let kept = store.stored(task(other, "kept", later(0))).await;
+
+    let deleted = store
+        .raw(
+            "DELETE FROM users WHERE id = $1",
+            vec![owner.as_uuid().into()],
+        )
+        .await;
+    assert_eq!(deleted, 1);
+
+    assert!(!store.tasks.exists(doomed.id).await.unwrap());
+    assert!(store.tasks.exists(kept.id).await.unwrap());
+}
+
+async fn a_stored_row_that_breaks_a_domain_rule_is_unexpected(store: Store) {
+    let owner = store.user().await;
+    let task = store.stored(task(owner, "t", later(0))).await;
+    // Untrimmed: the domain never writes such a title.
+    store
+        .raw(
+            "UPDATE tasks SET title = $1 WHERE id = $2",
+            vec!["  padded  ".into(), task.id.as_uuid().into()],
+        )
+        .await;
+
+    let err = store.tasks.find_owned(task.id, owner).await.unwrap_err();
+    assert!(matches!(err, DomainError::Unexpected(_)), "{err:?}");
+    let err = store.tasks.list_by_owner(owner).await.unwrap_err();
+    assert!(matches!(err, DomainError::Unexpected(_)), "{err:?}");
+}
+
+async fn a_closed_pool_is_unavailable(store: Store) {
+    let owner = store.user().await;
+    store.db.close_by_ref().await.unwrap();
+
+    let err = store.tasks.list_by_owner(owner).await.unwrap_err();
+    assert!(matches!(err, DomainError::Unavailable(_)), "{err:?}");
+    let err = store.users.find_by_id(owner).await.unwrap_err();
+    assert!(matches!(err, DomainError::Unavailable(_)), "{err:?}");
+    assert!(!is_ready(&store.db).await);
+}
+
+async fn migrations_round_trip_down_and_up(store: Store) {
+    let owner = store.user().await;
+    store.stored(task(owner, "t", later(0))).await;
+    let schema = SchemaManager::new(&store.db);
+
+    Migrator::down(&store.db, None).await.unwrap();
+    assert!(!schema.has_table("tasks").await.unwrap());
+    assert!(!schema.has_table("users").await.unwrap());
+    let err = store.tasks.list_by_owner(owner).await.unwrap_err();
+    assert!(matches!(err, DomainError::Unexpected(_)), "{err:?}");
+
+    Migrator::up(&store.db, None).await.unwrap();
+    assert!(schema.has_table("tasks").await.unwrap());
+    assert!(store.tasks.list_by_owner(owner).await.unwrap().is_empty());
+    let owner = store.user().await;
+    let task = store.stored(task(owner, "again", later(0))).await;
+    assert_eq!(
+        store.tasks.find_owned(task.id, owner).await.unwrap(),
+        Some(task)
+    );
+}
+
+// --- SQLite only --------------------------------------------------------------
+
+#[tokio::test]
+async fn sqlite_connections_are_configured_for_durability_and_concurrency() {
+    let store = Store::open(TestDatabase::sqlite().await).await;
+    let pragma = |name: &'static str| {
+        let db = store.db.clone();
+        async move {
+            let statement =
+                Statement::from_string(db.get_database_backend(), format!("PRAGMA {name}"));
+            let row = db.query_one_raw(statement).await.unwrap().unwrap();
+            row.try_get_by_index::<i64>(0)
+                .map(|number| number.to_string())
+                .or_else(|_| row.try_get_by_index::<String>(0))
+                .unwrap()
+        }
+    };
+    assert_eq!(pragma("journal_mode").await, "wal");
+    // 2 is FULL: an acknowledged change survives a power cut.
+    assert_eq!(pragma("synchronous").await, "2");
+    assert_eq!(pragma("foreign_keys").await, "1");
+    assert_eq!(pragma("busy_timeout").await, "5000");
+}
+
+#[tokio::test]
+async fn a_sqlite_url_without_mode_creates_the_file() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("fresh.db");
+    let settings = DatabaseSettings {
+        url: format!("sqlite://{}", path.display()),
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(5),
+    };
+    let db = connect(&settings).await.unwrap();
+    assert!(is_ready(&db).await);
+    assert!(path.exists());
+}
+
+/// What the SQLite columns hold: fixed-width UTC text for instants (so text
+/// order is time order) and 16-byte blobs for ids (so byte order is the
+/// order PostgreSQL gives `uuid`).
+#[tokio::test]
+async fn sqlite_stores_instants_as_fixed_width_text_and_ids_as_blobs() {
+    let store = Store::open(TestDatabase::sqlite().await).await;
+    let owner = store.user().await;
+    let created = stamp(datetime!(2026-02-06 10:15:23.5 UTC));
+    let task = store.stored(task(owner, "t", created)).await;
+    store
+        .tasks
+        .change_completion_owned(
+            task.id,
+            owner,
+            CompletionChange::Toggle,
+            stamp(datetime!(2026-02-06 10:15:24 UTC)),
+        )
+        .await
+        .unwrap();
+
+    let statement = Statement::from_string(
+        store.db.get_database_backend(),
+        "SELECT created_at, updated_at, typeof(id), typeof(user_id) FROM tasks",
+    );
+    let row = store.db.query_one_raw(statement).await.unwrap().unwrap();
+    let column = |index| row.try_get_by_index::<String>(index).unwrap();
+    assert_eq!(column(0), "2026-02-06T10:15:23.500000Z");
+    assert_eq!(column(1), "2026-02-06T10:15:24.000000Z");
+    assert_eq!(column(2), "blob");
+    assert_eq!(column(3), "blob");
+}
+
+#[tokio::test]
+async fn the_preferred_database_is_empty_and_usable() {
+    let database = TestDatabase::preferred().await;
+    let settings = DatabaseSettings {
+        url: database.url().to_owned(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(10),
+    };
+    let db = connect(&settings).await.unwrap();
+    let schema = SchemaManager::new(&db);
+    assert!(!schema.has_table("tasks").await.unwrap());
+    migrate(&db).await.unwrap();
+    assert!(schema.has_table("tasks").await.unwrap());
+    assert_eq!(backend_of(&db), database.backend());
+}
