@@ -1,0 +1,189 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{AUTHORIZATION, HeaderMap};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
+use futures_util::future::{Ready, ready};
+use moka::sync::Cache;
+use todo_domain::{AccountService, DomainError, UserId};
+
+use super::TokenKeys;
+use crate::error::ApiError;
+
+/// How long a user id, once seen in the database, is trusted without asking
+/// again. Accounts are never deleted through the API, so this only bounds
+/// how long a user removed by an operator keeps access.
+const KNOWN_USER_TTL: Duration = Duration::from_secs(60);
+/// Bounds the cache's memory: about 100 bytes an entry.
+const KNOWN_USER_CAPACITY: u64 = 100_000;
+
+/// Checks bearer tokens and that the user they name still exists.
+pub struct Authenticator {
+    keys: Arc<TokenKeys>,
+    accounts: Arc<AccountService>,
+    /// Users found in the database recently. Only hits are cached: a forged
+    /// token with a random `sub` reaches the database every time and fails.
+    known_users: Cache<UserId, ()>,
+}
+
+impl Authenticator {
+    /// A guard over the token keys and the account service.
+    #[must_use]
+    pub fn new(keys: Arc<TokenKeys>, accounts: Arc<AccountService>) -> Self {
+        Self {
+            keys,
+            accounts,
+            known_users: Cache::builder()
+                .max_capacity(KNOWN_USER_CAPACITY)
+                .time_to_live(KNOWN_USER_TTL)
+                .build(),
+        }
+    }
+
+    /// The caller named by the `Authorization` header.
+    ///
+    /// # Errors
+    /// `NotAuthenticated` without a bearer header; `InvalidToken` for any
+    /// token that fails verification or names a missing user; a storage
+    /// error when the user lookup cannot be made.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<UserId, ApiError> {
+        let token = bearer_token(headers)?;
+        let user_id = self.keys.verify(token).ok_or(ApiError::InvalidToken)?;
+        if self.known_users.contains_key(&user_id) {
+            return Ok(user_id);
+        }
+        match self.accounts.profile(user_id).await {
+            Ok(_) => {
+                self.known_users.insert(user_id, ());
+                Ok(user_id)
+            }
+            Err(DomainError::UserNotFound) => Err(ApiError::InvalidToken),
+            Err(other) => Err(other.into()),
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header. The scheme is
+/// matched without regard to case, as HTTP auth schemes are.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::NotAuthenticated)?;
+    // A header that is not visible ASCII cannot hold a JWT.
+    let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::NotAuthenticated);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(ApiError::InvalidToken);
+    }
+    Ok(token)
+}
+
+/// Middleware for every route that needs a caller.
+///
+/// Authentication runs here, before the handler's extractors, because the
+/// contract puts 401 ahead of every malformed-request error: were it an
+/// extractor, a path or body error could be reported first while the user
+/// lookup is still pending. Failures are returned as responses, not errors,
+/// so that the CORS middleware outside still decorates them.
+pub async fn require_user(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let outcome = match request.app_data::<web::Data<Authenticator>>() {
+        Some(authenticator) => authenticator.authenticate(request.headers()).await,
+        None => Err(ApiError::Domain(DomainError::Unexpected(
+            "the authenticator is not registered as app data".into(),
+        ))),
+    };
+    match outcome {
+        Ok(user_id) => {
+            request
+                .extensions_mut()
+                .insert(AuthenticatedUser { user_id });
+            next.call(request)
+                .await
+                .map(ServiceResponse::map_into_left_body)
+        }
+        Err(error) => {
+            let response = error.error_response();
+            Ok(request.into_response(response).map_into_right_body())
+        }
+    }
+}
+
+/// The verified caller of a request that passed [`require_user`].
+#[derive(Debug, Clone, Copy)]
+pub struct AuthenticatedUser {
+    /// The caller's id, from the verified token only.
+    pub user_id: UserId,
+}
+
+impl FromRequest for AuthenticatedUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Absent only on a route that was mounted without `require_user`;
+        // refusing is the safe answer to that wiring mistake.
+        ready(
+            request
+                .extensions()
+                .get::<AuthenticatedUser>()
+                .copied()
+                .ok_or(ApiError::NotAuthenticated),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    fn headers(authorization: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_str(authorization).unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_missing_header_is_not_authenticated() {
+        assert!(matches!(
+            bearer_token(&HeaderMap::new()),
+            Err(ApiError::NotAuthenticated)
+        ));
+    }
+
+    #[test]
+    fn another_scheme_is_not_authenticated() {
+        assert!(matches!(
+            bearer_token(&headers("Basic abc")),
+            Err(ApiError::NotAuthenticated)
+        ));
+        assert!(matches!(
+            bearer_token(&headers("Bearertoken")),
+            Err(ApiError::NotAuthenticated)
+        ));
+    }
+
+    #[test]
+    fn the_scheme_ignores_case() {
+        assert_eq!(bearer_token(&headers("bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer_token(&headers("BEARER abc")).unwrap(), "abc");
+    }
+
+    #[test]
+    fn an_empty_token_is_invalid() {
+        assert!(matches!(
+            bearer_token(&headers("Bearer ")),
+            Err(ApiError::InvalidToken)
+        ));
+    }
+}

@@ -1,0 +1,270 @@
+//! Settings, read once at start-up from the environment (and a `.env` file
+//! when present). Defaults make a bare `cargo run` work on an embedded
+//! SQLite file; anything set but wrong stops the service with the
+//! variable's name in the message.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Where the embedded default database lives, relative to the working
+/// directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://todo-api.sqlite3?mode=rwc";
+const MIN_SECRET_BYTES: usize = 32;
+
+/// Why the settings could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable is set to something unusable.
+    #[error("{name} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it (never its value, which may be secret).
+        reason: &'static str,
+    },
+    /// A variable that has no default here is missing.
+    #[error("{name} must be set: {reason}")]
+    Missing {
+        /// The variable.
+        name: &'static str,
+        /// Why it is required.
+        reason: &'static str,
+    },
+}
+
+/// Everything the service needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Interface to listen on.
+    pub host: String,
+    /// Port to listen on; 0 picks a free one.
+    pub port: u16,
+    /// `postgres://…` or `sqlite://…`.
+    pub database_url: SecretString,
+    /// Upper bound of the connection pool.
+    pub database_max_connections: u32,
+    /// How long a request waits for a pooled connection before it is
+    /// answered 503.
+    pub database_acquire_timeout: Duration,
+    /// HS256 key of the tokens.
+    pub jwt_secret: SecretString,
+    /// True when the secret was generated because none was configured;
+    /// tokens then die with the process.
+    pub jwt_secret_generated: bool,
+    /// `iss` of issued tokens, and the only one accepted.
+    pub jwt_issuer: String,
+    /// Lifetime of issued tokens.
+    pub jwt_ttl: Duration,
+    /// Origins allowed to call the API from a browser.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl Settings {
+    /// Reads the process environment, after loading `.env` if present.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first bad variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env file is the normal case in production.
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the
+    /// process environment.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first bad variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let embedded = database_url.starts_with("sqlite:");
+        if !embedded
+            && !database_url.starts_with("postgres://")
+            && !database_url.starts_with("postgresql://")
+        {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_URL",
+                reason: "must start with postgres://, postgresql:// or sqlite:",
+            });
+        }
+
+        let (jwt_secret, jwt_secret_generated) = match get("JWT_SECRET") {
+            Some(secret) if secret.len() < MIN_SECRET_BYTES => {
+                return Err(ConfigError::Invalid {
+                    name: "JWT_SECRET",
+                    reason: "must be at least 32 bytes long",
+                });
+            }
+            Some(secret) => (SecretString::from(secret), false),
+            None if embedded => (random_secret()?, true),
+            None => {
+                return Err(ConfigError::Missing {
+                    name: "JWT_SECRET",
+                    reason: "required with PostgreSQL (at least 32 bytes)",
+                });
+            }
+        };
+
+        Ok(Self {
+            host: get("HOST").unwrap_or_else(|| "127.0.0.1".to_owned()),
+            port: parse_or(get("PORT"), "PORT", 8080, "must be a port number")?,
+            database_url: SecretString::from(database_url),
+            database_max_connections: parse_or(
+                get("DATABASE_MAX_CONNECTIONS"),
+                "DATABASE_MAX_CONNECTIONS",
+                10,
+                "must be a positive whole number",
+            )?,
+            database_acquire_timeout: Duration::from_secs(parse_or(
+                get("DATABASE_ACQUIRE_TIMEOUT"),
+                "DATABASE_ACQUIRE_TIMEOUT",
+                5,
+                "must be a whole number of seconds",
+            )?),
+            jwt_secret,
+            jwt_secret_generated,
+            jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "todo-api".to_owned()),
+            jwt_ttl: Duration::from_secs(parse_or(
+                get("JWT_TTL_SECONDS"),
+                "JWT_TTL_SECONDS",
+                86_400,
+                "must be a whole number of seconds",
+            )?),
+            cors_allowed_origins: get("CORS_ALLOWED_ORIGINS")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|origin| !origin.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .and_then(Self::checked)
+    }
+
+    fn checked(self) -> Result<Self, ConfigError> {
+        if self.database_max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_MAX_CONNECTIONS",
+                reason: "must be at least 1",
+            });
+        }
+        if self.jwt_ttl.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: "JWT_TTL_SECONDS",
+                reason: "must be at least 1",
+            });
+        }
+        Ok(self)
+    }
+
+    /// Whether the database is the embedded SQLite file.
+    #[must_use]
+    pub fn uses_embedded_database(&self) -> bool {
+        self.database_url.expose_secret().starts_with("sqlite:")
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(
+    raw: Option<String>,
+    name: &'static str,
+    default: T,
+    reason: &'static str,
+) -> Result<T, ConfigError> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::Invalid { name, reason }),
+    }
+}
+
+/// 32 random bytes, hex-encoded, from the operating system.
+fn random_secret() -> Result<SecretString, ConfigError> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes).map_err(|_| ConfigError::Invalid {
+        name: "JWT_SECRET",
+        reason: "is unset and no random secret could be generated",
+    })?;
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    Ok(SecretString::from(hex))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn defaults_run_on_the_embedded_database_with_a_generated_secret() {
+        let settings = settings(&[]).unwrap();
+        assert!(settings.uses_embedded_database());
+        assert!(settings.jwt_secret_generated);
+        assert_eq!(settings.jwt_secret.expose_secret().len(), 64);
+        assert_eq!((settings.host.as_str(), settings.port), ("127.0.0.1", 8080));
+        assert_eq!(settings.jwt_issuer, "todo-api");
+        assert_eq!(settings.jwt_ttl, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn postgres_without_a_secret_refuses_to_start() {
+        let error = settings(&[("DATABASE_URL", "postgres://localhost/db")]).unwrap_err();
+        assert!(error.to_string().contains("JWT_SECRET"));
+    }
+
+    #[test]
+    fn a_secret_shorter_than_32_bytes_refuses_to_start() {
+        let error = settings(&[("JWT_SECRET", &SECRET[..31])]).unwrap_err();
+        assert!(error.to_string().contains("at least 32 bytes"));
+    }
+
+    #[test]
+    fn a_32_byte_secret_is_accepted() {
+        let settings =
+            settings(&[("DATABASE_URL", "postgres://h/db"), ("JWT_SECRET", SECRET)]).unwrap();
+        assert!(!settings.jwt_secret_generated);
+    }
+
+    #[test]
+    fn a_bad_number_names_its_variable() {
+        let error = settings(&[("PORT", "eighty")]).unwrap_err();
+        assert!(error.to_string().starts_with("PORT"));
+    }
+
+    #[test]
+    fn cors_origins_are_split_on_commas() {
+        let settings =
+            settings(&[("CORS_ALLOWED_ORIGINS", "https://a.io, https://b.io,")]).unwrap();
+        assert_eq!(
+            settings.cors_allowed_origins,
+            ["https://a.io", "https://b.io"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_database_scheme_is_refused() {
+        let error = settings(&[("DATABASE_URL", "mysql://h/db")]).unwrap_err();
+        assert!(error.to_string().contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn debug_output_does_not_show_the_secret() {
+        let settings = settings(&[("JWT_SECRET", SECRET)]).unwrap();
+        assert!(!format!("{settings:?}").contains(SECRET));
+    }
+}

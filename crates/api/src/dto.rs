@@ -1,0 +1,196 @@
+//! The JSON shapes of requests and responses. Requests hold raw values and
+//! become domain values through `into_domain`; responses are built from
+//! domain values and never expose more than the contract shows.
+
+use serde::{Deserialize, Serialize, Serializer};
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use todo_domain::{
+    CompletionChange, DomainError, NewTask, Task, TaskChanges, TaskDescription, TaskTitle,
+    Timestamp, User,
+};
+
+use crate::auth::IssuedToken;
+
+/// RFC 3339 in UTC with exactly six fraction digits and a `Z`.
+const RFC3339_MICROS: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+fn serialize_timestamp<S: Serializer>(stamp: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+    let text = stamp
+        .as_datetime()
+        .format(RFC3339_MICROS)
+        .map_err(serde::ser::Error::custom)?;
+    serializer.serialize_str(&text)
+}
+
+fn serialize_optional_timestamp<S: Serializer>(
+    stamp: &Option<Timestamp>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match stamp {
+        Some(stamp) => serialize_timestamp(stamp, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// Body of sign-up and sign-in.
+#[derive(Debug, Deserialize)]
+pub struct CredentialsRequest {
+    /// As typed; normalised by the domain.
+    pub email: String,
+    /// As typed.
+    pub password: String,
+}
+
+/// Body of `POST /api/tasks` and `PUT /api/tasks/{id}`. Fields a client
+/// must not set (`id`, `user_id`, timestamps) are simply not read.
+#[derive(Debug, Deserialize)]
+pub struct TaskRequest {
+    title: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    completed: Option<bool>,
+}
+
+impl TaskRequest {
+    /// A new task; `completed` defaults to false.
+    ///
+    /// # Errors
+    /// `InvalidTitle` or `InvalidDescription`.
+    pub fn into_new_task(self) -> Result<NewTask, DomainError> {
+        Ok(NewTask {
+            title: TaskTitle::parse(&self.title)?,
+            description: TaskDescription::parse(self.description.as_deref())?,
+            completed: self.completed.unwrap_or(false),
+        })
+    }
+
+    /// A replacement: an absent description clears it, an absent
+    /// `completed` keeps the current state.
+    ///
+    /// # Errors
+    /// `InvalidTitle` or `InvalidDescription`.
+    pub fn into_changes(self) -> Result<TaskChanges, DomainError> {
+        Ok(TaskChanges {
+            title: TaskTitle::parse(&self.title)?,
+            description: TaskDescription::parse(self.description.as_deref())?,
+            completed: self.completed,
+        })
+    }
+}
+
+/// Optional body of `PATCH /api/tasks/{id}/complete`.
+#[derive(Debug, Deserialize)]
+pub struct CompletionRequest {
+    #[serde(default)]
+    completed: Option<bool>,
+}
+
+impl CompletionRequest {
+    /// No body, `{}` or `{"completed": null}` flip; a boolean sets.
+    #[must_use]
+    pub fn change(body: Option<Self>) -> CompletionChange {
+        match body.and_then(|body| body.completed) {
+            Some(value) => CompletionChange::Set(value),
+            None => CompletionChange::Toggle,
+        }
+    }
+}
+
+/// A task as clients see it: no owner.
+#[derive(Debug, Serialize)]
+pub struct TaskResponse {
+    id: String,
+    title: String,
+    description: Option<String>,
+    completed: bool,
+    #[serde(serialize_with = "serialize_timestamp")]
+    created_at: Timestamp,
+    #[serde(serialize_with = "serialize_timestamp")]
+    updated_at: Timestamp,
+}
+
+impl From<Task> for TaskResponse {
+    fn from(task: Task) -> Self {
+        Self {
+            id: task.id.to_string(),
+            title: task.title.as_str().to_owned(),
+            description: task.description.map(|d| d.as_str().to_owned()),
+            completed: task.completed,
+            created_at: task.created_at,
+            updated_at: task.updated_at,
+        }
+    }
+}
+
+/// A user's profile: no password hash.
+#[derive(Debug, Serialize)]
+pub struct UserResponse {
+    id: String,
+    email: String,
+    #[serde(serialize_with = "serialize_timestamp")]
+    created_at: Timestamp,
+    #[serde(serialize_with = "serialize_optional_timestamp")]
+    last_signin_at: Option<Timestamp>,
+}
+
+impl From<User> for UserResponse {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            email: user.email.as_str().to_owned(),
+            created_at: user.created_at,
+            last_signin_at: user.last_signin_at,
+        }
+    }
+}
+
+/// The answer to a successful sign-up or sign-in.
+#[derive(Debug, Serialize)]
+pub struct AuthResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    user: UserResponse,
+}
+
+impl AuthResponse {
+    /// Pairs a token with the profile it was issued for.
+    #[must_use]
+    pub fn new(token: IssuedToken, user: User) -> Self {
+        Self {
+            access_token: token.access_token,
+            token_type: "bearer",
+            expires_in: token.expires_in,
+            user: user.into(),
+        }
+    }
+}
+
+/// The body of the health endpoints.
+#[derive(Debug, Serialize)]
+pub struct StatusResponse {
+    /// `ok` or `ready`.
+    pub status: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn timestamps_have_six_fraction_digits_and_a_z() {
+        let user = User {
+            id: todo_domain::UserId::generate(),
+            email: todo_domain::Email::parse("a@b.io").unwrap(),
+            created_at: Timestamp::from_datetime(datetime!(2026-02-06 10:15:30.1 UTC)),
+            last_signin_at: None,
+        };
+        let json = serde_json::to_value(UserResponse::from(user)).unwrap();
+        assert_eq!(json["created_at"], "2026-02-06T10:15:30.100000Z");
+        assert!(json["last_signin_at"].is_null());
+    }
+}

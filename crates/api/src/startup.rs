@@ -1,0 +1,226 @@
+//! The composition root: connects the database, wires adapters into
+//! services, and builds the HTTP server. Tests call [`Application::build`]
+//! with port 0 and talk to the real server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_cors::Cors;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::{Method, header};
+use actix_web::middleware::{Logger, from_fn};
+use actix_web::{App, HttpServer, web};
+use secrecy::ExposeSecret;
+use todo_domain::{AccountService, SystemClock, TaskService};
+use todo_persistence::{
+    DatabaseConnection, DatabaseSettings, SeaTaskRepository, SeaUserRepository,
+};
+
+use crate::auth::{Authenticator, TokenKeys, require_user};
+use crate::config::Settings;
+use crate::password::Argon2PasswordHasher;
+use crate::routes::{auth, fallback, health, tasks};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be reached or migrated.
+    #[error("database: {0}")]
+    Database(#[from] todo_persistence::ConnectError),
+    /// The listening socket could not be bound.
+    #[error("could not listen on {address}: {source}")]
+    Bind {
+        /// host:port asked for.
+        address: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The password hasher could not be prepared.
+    #[error("password hasher: {0}")]
+    Hasher(String),
+}
+
+/// Shared state handed to every worker.
+#[derive(Clone)]
+struct AppState {
+    tasks: web::Data<TaskService>,
+    accounts: web::Data<AccountService>,
+    keys: web::Data<TokenKeys>,
+    authenticator: web::Data<Authenticator>,
+    db: web::Data<DatabaseConnection>,
+    cors_allowed_origins: Arc<Vec<String>>,
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects, migrates, wires and binds.
+    ///
+    /// # Errors
+    /// A [`StartupError`] saying which step failed.
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let db = todo_persistence::connect(&DatabaseSettings {
+            url: settings.database_url.expose_secret().to_owned(),
+            max_connections: settings.database_max_connections,
+            acquire_timeout: settings.database_acquire_timeout,
+        })
+        .await?;
+        todo_persistence::migrate(&db).await?;
+
+        let clock = Arc::new(SystemClock);
+        let hasher =
+            Argon2PasswordHasher::new().map_err(|e| StartupError::Hasher(e.to_string()))?;
+        let accounts = Arc::new(AccountService::new(
+            Arc::new(SeaUserRepository::new(db.clone())),
+            Arc::new(hasher),
+            clock.clone(),
+        ));
+        let tasks = TaskService::new(Arc::new(SeaTaskRepository::new(db.clone())), clock);
+        let keys = Arc::new(TokenKeys::new(
+            &settings.jwt_secret,
+            settings.jwt_issuer.clone(),
+            settings.jwt_ttl,
+        ));
+        let state = AppState {
+            tasks: web::Data::new(tasks),
+            authenticator: web::Data::new(Authenticator::new(keys.clone(), accounts.clone())),
+            accounts: web::Data::from(accounts),
+            keys: web::Data::from(keys),
+            db: web::Data::new(db),
+            cors_allowed_origins: Arc::new(settings.cors_allowed_origins.clone()),
+        };
+
+        let address = format!("{}:{}", settings.host, settings.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: address.clone(),
+                source,
+            })?
+            .port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(Logger::new(r#"%a "%r" %s %b %Dms"#))
+                .wrap(cors(&state.cors_allowed_origins))
+                .app_data(state.tasks.clone())
+                .app_data(state.accounts.clone())
+                .app_data(state.keys.clone())
+                .app_data(state.authenticator.clone())
+                .app_data(state.db.clone())
+                .configure(routes)
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { address, source })?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    /// The port actually bound (useful with port 0).
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that can stop the server.
+    #[must_use]
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped; SIGTERM and SIGINT drain in-flight requests
+    /// first (actix's own signal handling).
+    ///
+    /// # Errors
+    /// An I/O error from the server.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Every route of the contract. Each resource answers unknown methods with
+/// 405 and the methods it does serve.
+fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/health")
+                .route(web::get().to(health::health))
+                .default_service(web::to(fallback::method_not_allowed("GET"))),
+        )
+        .service(
+            web::resource("/health/ready")
+                .route(web::get().to(health::ready))
+                .default_service(web::to(fallback::method_not_allowed("GET"))),
+        )
+        .service(
+            web::resource("/api/auth/signup")
+                .route(web::post().to(auth::sign_up))
+                .default_service(web::to(fallback::method_not_allowed("POST"))),
+        )
+        .service(
+            web::resource("/api/auth/signin")
+                .route(web::post().to(auth::sign_in))
+                .default_service(web::to(fallback::method_not_allowed("POST"))),
+        )
+        .service(
+            web::resource("/api/auth/me")
+                .wrap(from_fn(require_user))
+                .route(web::get().to(auth::me))
+                .default_service(web::to(fallback::method_not_allowed("GET"))),
+        )
+        // The guard wraps each resource rather than a scope, so an unknown
+        // path under /api/tasks is a 404 even without a token.
+        .service(
+            web::resource("/api/tasks")
+                .wrap(from_fn(require_user))
+                .route(web::get().to(tasks::list_tasks))
+                .route(web::post().to(tasks::create_task))
+                .default_service(web::to(fallback::method_not_allowed("GET, POST"))),
+        )
+        .service(
+            web::resource("/api/tasks/{id}")
+                .wrap(from_fn(require_user))
+                .route(web::get().to(tasks::get_task))
+                .route(web::put().to(tasks::replace_task))
+                .route(web::delete().to(tasks::delete_task))
+                .default_service(web::to(fallback::method_not_allowed("GET, PUT, DELETE"))),
+        )
+        .service(
+            web::resource("/api/tasks/{id}/complete")
+                .wrap(from_fn(require_user))
+                .route(web::patch().to(tasks::change_completion))
+                .default_service(web::to(fallback::method_not_allowed("PATCH"))),
+        )
+        .default_service(web::to(fallback::route_not_found));
+}
+
+/// CORS for the configured origins: credentials travel in the
+/// `Authorization` header, never in cookies, so none are allowed. Requests
+/// from other origins are served without CORS headers (the browser then
+/// withholds the answer) rather than refused, so non-browser clients that
+/// send an `Origin` keep working.
+fn cors(allowed_origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::LOCATION, header::WWW_AUTHENTICATE])
+        .block_on_origin_mismatch(false)
+        .max_age(3600);
+    for origin in allowed_origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}

@@ -1,0 +1,205 @@
+use std::collections::HashMap;
+
+use actix_web::dev::ServerHandle;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use todo_api::{Application, Settings};
+use todo_persistence::testing::TestDatabase;
+
+pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running application and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub database: TestDatabase,
+    handle: ServerHandle,
+}
+
+/// Starts the real application on a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TestDatabase::preferred().await, &[]).await
+}
+
+/// Starts the application on `database` with extra environment settings.
+pub async fn spawn_app_with(database: TestDatabase, extra: &[(&str, &str)]) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        todo_api::telemetry::init();
+    }
+    let mut vars: HashMap<String, String> = [
+        ("DATABASE_URL", database.url()),
+        ("JWT_SECRET", TEST_SECRET),
+        ("PORT", "0"),
+        ("DATABASE_MAX_CONNECTIONS", "5"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (name, value) in extra {
+        vars.insert((*name).to_owned(), (*value).to_owned());
+    }
+    let settings = Settings::from_lookup(|name| vars.get(name).cloned()).expect("test settings");
+    let application = Application::build(&settings)
+        .await
+        .expect("application starts");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let handle = application.handle();
+    tokio::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        database,
+        handle,
+    }
+}
+
+impl TestApp {
+    /// Stops the server (draining in-flight requests) and starts a new one
+    /// on the same database.
+    pub async fn restart(self) -> TestApp {
+        self.handle.stop(true).await;
+        spawn_app_with(self.database, &[]).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn sign_up(&self, email: &str, password: &str) -> Response {
+        self.client
+            .post(self.url("/api/auth/signup"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Response {
+        self.client
+            .post(self.url("/api/auth/signin"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn me(&self, token: &str) -> Response {
+        self.client
+            .get(self.url("/api/auth/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn list_tasks(&self, token: &str) -> Response {
+        self.client
+            .get(self.url("/api/tasks"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn create_task(&self, token: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url("/api/tasks"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_task(&self, token: &str, id: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/api/tasks/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn replace_task(&self, token: &str, id: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(&format!("/api/tasks/{id}")))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn delete_task(&self, token: &str, id: &str) -> Response {
+        self.client
+            .delete(self.url(&format!("/api/tasks/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// `PATCH …/complete` with no body at all (a flip).
+    pub async fn flip_task(&self, token: &str, id: &str) -> Response {
+        self.client
+            .patch(self.url(&format!("/api/tasks/{id}/complete")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// `PATCH …/complete` with a JSON body.
+    pub async fn complete_task(&self, token: &str, id: &str, body: &Value) -> Response {
+        self.client
+            .patch(self.url(&format!("/api/tasks/{id}/complete")))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Creates a task that must succeed and returns its JSON.
+    pub async fn created_task(&self, token: &str, title: &str) -> Value {
+        let response = self.create_task(token, &json!({"title": title})).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("task JSON")
+    }
+}
+
+/// A user who signed up through the API.
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+}
+
+impl TestUser {
+    pub async fn signed_up(app: &TestApp) -> TestUser {
+        let email = format!("user-{}@example.io", uuid::Uuid::new_v4().simple());
+        let response = app.sign_up(&email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.expect("auth JSON");
+        TestUser {
+            id: body["user"]["id"].as_str().expect("user id").to_owned(),
+            email,
+            token: body["access_token"].as_str().expect("token").to_owned(),
+        }
+    }
+}
+
+/// Asserts an error response: status, `code`, and the JSON content type.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status of {}", response.url());
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/json"));
+    let body: Value = response.json().await.expect("error JSON");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert!(body["detail"].is_string(), "body: {body}");
+    body
+}

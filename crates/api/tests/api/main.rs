@@ -1,0 +1,12 @@
+//! End-to-end tests: the real application on a random port, over HTTP, on
+//! a fresh database per test (PostgreSQL when reachable; see
+//! `todo_persistence::testing`). One binary, so it links once.
+
+mod helpers;
+
+mod auth;
+mod concurrency;
+mod general;
+mod health;
+mod isolation;
+mod tasks;
