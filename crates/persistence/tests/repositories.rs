@@ -2,8 +2,9 @@
 //! async function taking a freshly migrated [`Store`], and `on_both_backends!`
 //! runs it as `postgres::<name>` and as `sqlite::<name>`.
 //!
-//! The PostgreSQL variants use `TestDatabase::postgres()` and fail when no
-//! server is reachable instead of quietly testing SQLite twice.
+//! The PostgreSQL variants use `TestDatabase::preferred()`: PostgreSQL
+//! whenever it is reachable and always in CI (where a missing server fails
+//! the run); on a machine without it they run on SQLite and say so.
 
 use std::time::Duration;
 
@@ -31,7 +32,9 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    let database = todo_persistence::testing::TestDatabase::postgres().await;
+                    // PostgreSQL whenever reachable, and always in CI; on a
+                    // machine without it, SQLite with a note on stderr.
+                    let database = todo_persistence::testing::TestDatabase::preferred().await;
                     super::$test(super::Store::open(database).await).await;
                 }
             )+

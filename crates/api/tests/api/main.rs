@@ -9,4 +9,6 @@ mod concurrency;
 mod general;
 mod health;
 mod isolation;
+mod outage;
+mod shutdown;
 mod tasks;
