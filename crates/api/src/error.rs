@@ -198,16 +198,12 @@ impl ResponseError for ApiError {
             _ => None,
         };
         let mut response = HttpResponse::build(status);
-        match self {
-            Self::NotAuthenticated
-            | Self::InvalidToken
-            | Self::Domain(DomainError::UserNotFound) => {
-                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-            }
-            Self::MethodNotAllowed { allow } => {
-                response.insert_header((header::ALLOW, *allow));
-            }
-            _ => {}
+        // Every 401, a failed sign-in included, names the scheme to use.
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let Self::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, *allow));
         }
         response.json(ErrorBody {
             detail: &detail,

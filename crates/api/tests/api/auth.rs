@@ -188,12 +188,9 @@ async fn sign_in_normalises_the_email_and_records_the_time() {
 async fn wrong_password_and_unknown_email_look_the_same() {
     let app = spawn_app().await;
     let user = TestUser::signed_up(&app).await;
-    let wrong = assert_error(
-        app.sign_in(&user.email, "not the password").await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_credentials",
-    )
-    .await;
+    let response = app.sign_in(&user.email, "not the password").await;
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    let wrong = assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     let unknown = assert_error(
         app.sign_in("nobody@example.io", PASSWORD).await,
         StatusCode::UNAUTHORIZED,
