@@ -3,25 +3,50 @@
 //! domain values and never expose more than the contract shows.
 
 use serde::{Deserialize, Serialize, Serializer};
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
 use todo_domain::{
     CompletionChange, DomainError, NewTask, Task, TaskChanges, TaskDescription, TaskTitle,
     Timestamp, User,
 };
 
+use uuid::Uuid;
+
 use crate::auth::IssuedToken;
 
-/// RFC 3339 in UTC with exactly six fraction digits and a `Z`.
-const RFC3339_MICROS: &[BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-
+/// Writes `stamp` as RFC 3339 in UTC with exactly six fraction digits and
+/// a `Z` (`2026-02-06T10:15:30.123456Z`).
+///
+/// Written by hand because this runs twice for every task in every
+/// response: `time`'s general formatter cost about 2,300 instructions a
+/// call here (a fifth of a whole `GET /api/tasks`), this about a tenth.
 fn serialize_timestamp<S: Serializer>(stamp: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
-    let text = stamp
-        .as_datetime()
-        .format(RFC3339_MICROS)
-        .map_err(serde::ser::Error::custom)?;
-    serializer.serialize_str(&text)
+    let instant = stamp.as_datetime();
+    let year = instant.year();
+    if !(0..=9999).contains(&year) {
+        // Four digits cover every instant this service can produce; the
+        // general formatter handles (or refuses) anything else.
+        let text = instant
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(serde::ser::Error::custom)?;
+        return serializer.serialize_str(&text);
+    }
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut value: u32| {
+        for index in (at..at + width).rev() {
+            // `value % 10` is a single decimal digit.
+            text[index] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year.unsigned_abs());
+    put(5, 2, u32::from(u8::from(instant.month())));
+    put(8, 2, u32::from(instant.day()));
+    put(11, 2, u32::from(instant.hour()));
+    put(14, 2, u32::from(instant.minute()));
+    put(17, 2, u32::from(instant.second()));
+    put(20, 6, instant.microsecond());
+    // Only ASCII digits and separators were written.
+    let text = std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?;
+    serializer.serialize_str(text)
 }
 
 fn serialize_optional_timestamp<S: Serializer>(
@@ -102,7 +127,7 @@ impl CompletionRequest {
 /// A task as clients see it: no owner.
 #[derive(Debug, Serialize)]
 pub struct TaskResponse {
-    id: String,
+    id: Uuid,
     title: String,
     description: Option<String>,
     completed: bool,
@@ -115,9 +140,9 @@ pub struct TaskResponse {
 impl From<Task> for TaskResponse {
     fn from(task: Task) -> Self {
         Self {
-            id: task.id.to_string(),
-            title: task.title.as_str().to_owned(),
-            description: task.description.map(|d| d.as_str().to_owned()),
+            id: task.id.as_uuid(),
+            title: task.title.into_string(),
+            description: task.description.map(TaskDescription::into_string),
             completed: task.completed,
             created_at: task.created_at,
             updated_at: task.updated_at,
@@ -128,7 +153,7 @@ impl From<Task> for TaskResponse {
 /// A user's profile: no password hash.
 #[derive(Debug, Serialize)]
 pub struct UserResponse {
-    id: String,
+    id: Uuid,
     email: String,
     #[serde(serialize_with = "serialize_timestamp")]
     created_at: Timestamp,
@@ -139,7 +164,7 @@ pub struct UserResponse {
 impl From<User> for UserResponse {
     fn from(user: User) -> Self {
         Self {
-            id: user.id.to_string(),
+            id: user.id.as_uuid(),
             email: user.email.as_str().to_owned(),
             created_at: user.created_at,
             last_signin_at: user.last_signin_at,
@@ -192,5 +217,37 @@ mod tests {
         let json = serde_json::to_value(UserResponse::from(user)).unwrap();
         assert_eq!(json["created_at"], "2026-02-06T10:15:30.100000Z");
         assert!(json["last_signin_at"].is_null());
+    }
+
+    #[test]
+    fn the_hand_written_format_matches_the_general_one() {
+        let instants = [
+            datetime!(2026-02-06 10:15:30.123456 UTC),
+            datetime!(0001-01-01 00:00:00 UTC),
+            datetime!(9999-12-31 23:59:59.999999 UTC),
+            datetime!(2024-02-29 07:08:09.000001 UTC),
+        ];
+        let general = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+        );
+        for instant in instants {
+            let stamp = Timestamp::from_datetime(instant);
+            let mut out = Vec::new();
+            serialize_timestamp(&stamp, &mut serde_json::Serializer::new(&mut out)).unwrap();
+            let expected = format!("\"{}\"", instant.format(general).unwrap());
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn ids_serialize_lowercase_hyphenated() {
+        let json = serde_json::to_value(UserResponse::from(User {
+            id: todo_domain::UserId::parse("0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B").unwrap(),
+            email: todo_domain::Email::parse("a@b.io").unwrap(),
+            created_at: Timestamp::now(),
+            last_signin_at: None,
+        }))
+        .unwrap();
+        assert_eq!(json["id"], "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
     }
 }

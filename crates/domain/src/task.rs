@@ -58,6 +58,12 @@ impl TaskTitle {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The title as an owned string, without copying it.
+    #[must_use]
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 /// A task description: trimmed, 1 to 2000 characters, no NUL.
@@ -93,6 +99,12 @@ impl TaskDescription {
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The description as an owned string, without copying it.
+    #[must_use]
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 

@@ -72,6 +72,47 @@ impl SeaTaskRepository {
     }
 }
 
+/// A `tasks` row as a tuple, in the column order of [`select_task_rows`].
+///
+/// The read paths decode rows by position rather than through the entity's
+/// `Model`, which looks every column up by name: on `GET /api/tasks` that
+/// lookup was a fifth of the server's instructions.
+type TaskRow = (
+    Uuid,
+    Uuid,
+    String,
+    Option<String>,
+    bool,
+    time::OffsetDateTime,
+    time::OffsetDateTime,
+);
+
+fn select_task_rows() -> sea_orm::Select<tasks::Entity> {
+    tasks::Entity::find().select_only().columns([
+        tasks::Column::Id,
+        tasks::Column::UserId,
+        tasks::Column::Title,
+        tasks::Column::Description,
+        tasks::Column::Completed,
+        tasks::Column::CreatedAt,
+        tasks::Column::UpdatedAt,
+    ])
+}
+
+fn model_of(
+    (id, user_id, title, description, completed, created_at, updated_at): TaskRow,
+) -> tasks::Model {
+    tasks::Model {
+        id,
+        user_id,
+        title,
+        description,
+        completed,
+        created_at,
+        updated_at,
+    }
+}
+
 #[async_trait]
 impl TaskRepository for SeaTaskRepository {
     #[tracing::instrument(skip_all, fields(task_id = %task.id, user_id = %task.owner))]
@@ -108,27 +149,29 @@ impl TaskRepository for SeaTaskRepository {
 
     #[tracing::instrument(skip_all, fields(user_id = %owner))]
     async fn list_by_owner(&self, owner: UserId) -> Result<Vec<Task>, DomainError> {
-        let rows = tasks::Entity::find()
+        let rows = select_task_rows()
             .filter(tasks::Column::UserId.eq(owner.as_uuid()))
             .order_by_desc(tasks::Column::CreatedAt)
             .order_by_desc(tasks::Column::Id)
+            .into_tuple::<TaskRow>()
             .all(&self.db)
             .await
             .map_err(domain_error)?;
         rows.into_iter()
-            .map(|row| Task::try_from(row).map_err(DomainError::from))
+            .map(|row| Task::try_from(model_of(row)).map_err(DomainError::from))
             .collect()
     }
 
     #[tracing::instrument(skip_all, fields(task_id = %id, user_id = %owner))]
     async fn find_owned(&self, id: TaskId, owner: UserId) -> Result<Option<Task>, DomainError> {
-        let row = tasks::Entity::find()
+        let row = select_task_rows()
             .filter(tasks::Column::Id.eq(id.as_uuid()))
             .filter(tasks::Column::UserId.eq(owner.as_uuid()))
+            .into_tuple::<TaskRow>()
             .one(&self.db)
             .await
             .map_err(domain_error)?;
-        Ok(row.map(Task::try_from).transpose()?)
+        Ok(row.map(|row| Task::try_from(model_of(row))).transpose()?)
     }
 
     #[tracing::instrument(skip_all, fields(task_id = %id, user_id = %owner))]
