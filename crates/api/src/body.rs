@@ -127,6 +127,18 @@ async fn read_limited(payload: &mut Payload) -> Result<BytesMut, ApiError> {
 /// Deserializes the whole body, reporting the path of the first field that
 /// did not fit. Trailing bytes after the JSON value are an error too.
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body of the contract is an object. serde would also fill a
+    // struct from an array (`["title"]`), which no client means.
+    let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first.is_some_and(|byte| *byte != b'{') {
+        return Err(ApiError::Validation {
+            detail: "Request body is not valid: expected a JSON object".into(),
+            errors: vec![FieldError {
+                field: ".".into(),
+                message: "expected a JSON object".into(),
+            }],
+        });
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut deserializer) {
         Ok(value) => match deserializer.end() {
@@ -167,6 +179,12 @@ mod tests {
     fn a_wrong_type_names_the_field() {
         let error = parse::<Sample>(br#"{"title": 5}"#).unwrap_err();
         assert_eq!(field_of(error), "title");
+    }
+
+    #[test]
+    fn an_array_is_not_an_object() {
+        let error = parse::<Sample>(br#" ["a"]"#).unwrap_err();
+        assert_eq!(field_of(error), ".");
     }
 
     #[test]

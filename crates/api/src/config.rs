@@ -80,14 +80,14 @@ impl Settings {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
 
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        let embedded = database_url.starts_with("sqlite:");
+        let embedded = database_url.starts_with("sqlite://");
         if !embedded
             && !database_url.starts_with("postgres://")
             && !database_url.starts_with("postgresql://")
         {
             return Err(ConfigError::Invalid {
                 name: "DATABASE_URL",
-                reason: "must start with postgres://, postgresql:// or sqlite:",
+                reason: "must start with postgres://, postgresql:// or sqlite://",
             });
         }
 
@@ -153,6 +153,12 @@ impl Settings {
                 reason: "must be at least 1",
             });
         }
+        if self.database_acquire_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_ACQUIRE_TIMEOUT",
+                reason: "must be at least 1",
+            });
+        }
         if self.jwt_ttl.is_zero() {
             return Err(ConfigError::Invalid {
                 name: "JWT_TTL_SECONDS",
@@ -165,7 +171,7 @@ impl Settings {
     /// Whether the database is the embedded SQLite file.
     #[must_use]
     pub fn uses_embedded_database(&self) -> bool {
-        self.database_url.expose_secret().starts_with("sqlite:")
+        self.database_url.expose_secret().starts_with("sqlite://")
     }
 }
 
@@ -258,8 +264,16 @@ mod tests {
 
     #[test]
     fn an_unknown_database_scheme_is_refused() {
-        let error = settings(&[("DATABASE_URL", "mysql://h/db")]).unwrap_err();
-        assert!(error.to_string().contains("DATABASE_URL"));
+        for url in ["mysql://h/db", "sqlite:todo.db"] {
+            let error = settings(&[("DATABASE_URL", url)]).unwrap_err();
+            assert!(error.to_string().contains("DATABASE_URL"), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_zero_acquire_timeout_is_refused() {
+        let error = settings(&[("DATABASE_ACQUIRE_TIMEOUT", "0")]).unwrap_err();
+        assert!(error.to_string().starts_with("DATABASE_ACQUIRE_TIMEOUT"));
     }
 
     #[test]

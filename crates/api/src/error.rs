@@ -3,7 +3,10 @@
 
 use std::borrow::Cow;
 
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{StatusCode, header};
+use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use todo_domain::DomainError;
@@ -61,6 +64,15 @@ pub enum ApiError {
     /// A token could not be signed.
     #[error("token could not be issued")]
     TokenIssue(#[source] jsonwebtoken::errors::Error),
+    /// An error answered by a framework component in its own format (a
+    /// rejected CORS pre-flight, say), re-dressed in ours.
+    #[error("{detail}")]
+    Framework {
+        /// The status the component chose.
+        status: StatusCode,
+        /// Its message, when it is short plain text.
+        detail: String,
+    },
 }
 
 impl ApiError {
@@ -161,9 +173,28 @@ impl ApiError {
                 "Database is not reachable".into(),
             ),
             Self::TokenIssue(_) => internal(),
+            Self::Framework { status, detail } => {
+                let code = match status.as_u16() {
+                    401 => "not_authenticated",
+                    403 => "forbidden",
+                    404 => "not_found",
+                    405 => "method_not_allowed",
+                    413 => "payload_too_large",
+                    415 => "unsupported_media_type",
+                    422 => "validation_error",
+                    503 => "service_unavailable",
+                    500..=599 => return internal_with_status(*status),
+                    _ => "bad_request",
+                };
+                (*status, code, detail.clone().into())
+            }
         };
         (status, code, detail)
     }
+}
+
+fn internal_with_status(status: StatusCode) -> (StatusCode, &'static str, Cow<'static, str>) {
+    (status, "internal_error", "Internal server error".into())
 }
 
 fn internal() -> (StatusCode, &'static str, Cow<'static, str>) {
@@ -211,6 +242,41 @@ impl ResponseError for ApiError {
             errors,
         })
     }
+}
+
+/// Middleware, outermost: any error response that is not already our JSON
+/// (actix-cors answers a refused pre-flight with plain text, for one) gets
+/// the contract's `{"detail", "code"}` body, so clients parse one format.
+pub async fn json_error_bodies(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    // Holding a clone of the request across the call would break actix's
+    // routing, which needs the request uniquely; errors returned as `Err`
+    // (rather than as responses) are rendered by actix with their own
+    // `ResponseError`, which for every error of ours is this mapping.
+    let response = next.call(request).await?.map_into_boxed_body();
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return Ok(response);
+    }
+    let (request, response) = response.into_parts();
+    let text = actix_web::body::to_bytes_limited(response.into_body(), 512)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+        .filter(|text| !text.trim().is_empty())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned());
+    let error = ApiError::Framework {
+        status,
+        detail: text.trim().to_owned(),
+    };
+    Ok(ServiceResponse::new(request, error.error_response()))
 }
 
 /// Displays an error followed by each of its sources.

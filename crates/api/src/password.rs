@@ -41,7 +41,8 @@ impl Argon2PasswordHasher {
     /// Prepares the hasher, computing its dummy hash once.
     ///
     /// # Errors
-    /// Only if Argon2 refuses its own default parameters.
+    /// Only if Argon2 refuses the parameters above, which are within its
+    /// documented bounds.
     pub fn new() -> Result<Self, password_hash::Error> {
         let params = argon2::Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES, None)?;
         let argon2 = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);

@@ -18,6 +18,7 @@ use todo_persistence::{
 
 use crate::auth::{Authenticator, TokenKeys, require_user};
 use crate::config::Settings;
+use crate::error::json_error_bodies;
 use crate::password::Argon2PasswordHasher;
 use crate::routes::{auth, fallback, health, tasks};
 
@@ -110,6 +111,7 @@ impl Application {
             App::new()
                 .wrap(Logger::new(r#"%a "%r" %s %b %Dms"#))
                 .wrap(cors(&state.cors_allowed_origins))
+                .wrap(from_fn(json_error_bodies))
                 .app_data(state.tasks.clone())
                 .app_data(state.accounts.clone())
                 .app_data(state.keys.clone())
@@ -146,18 +148,21 @@ impl Application {
 }
 
 /// Every route of the contract. Each resource answers unknown methods with
-/// 405 and the methods it does serve.
+/// 405 and the methods it does serve. HEAD is served wherever GET is, as
+/// HTTP expects; actix drops the body of a HEAD response.
 fn routes(config: &mut web::ServiceConfig) {
     config
         .service(
             web::resource("/health")
                 .route(web::get().to(health::health))
-                .default_service(web::to(fallback::method_not_allowed("GET"))),
+                .route(web::head().to(health::health))
+                .default_service(web::to(fallback::method_not_allowed("GET, HEAD"))),
         )
         .service(
             web::resource("/health/ready")
                 .route(web::get().to(health::ready))
-                .default_service(web::to(fallback::method_not_allowed("GET"))),
+                .route(web::head().to(health::ready))
+                .default_service(web::to(fallback::method_not_allowed("GET, HEAD"))),
         )
         .service(
             web::resource("/api/auth/signup")
@@ -173,7 +178,8 @@ fn routes(config: &mut web::ServiceConfig) {
             web::resource("/api/auth/me")
                 .wrap(from_fn(require_user))
                 .route(web::get().to(auth::me))
-                .default_service(web::to(fallback::method_not_allowed("GET"))),
+                .route(web::head().to(auth::me))
+                .default_service(web::to(fallback::method_not_allowed("GET, HEAD"))),
         )
         // The guard wraps each resource rather than a scope, so an unknown
         // path under /api/tasks is a 404 even without a token.
@@ -181,16 +187,20 @@ fn routes(config: &mut web::ServiceConfig) {
             web::resource("/api/tasks")
                 .wrap(from_fn(require_user))
                 .route(web::get().to(tasks::list_tasks))
+                .route(web::head().to(tasks::list_tasks))
                 .route(web::post().to(tasks::create_task))
-                .default_service(web::to(fallback::method_not_allowed("GET, POST"))),
+                .default_service(web::to(fallback::method_not_allowed("GET, HEAD, POST"))),
         )
         .service(
             web::resource("/api/tasks/{id}")
                 .wrap(from_fn(require_user))
                 .route(web::get().to(tasks::get_task))
+                .route(web::head().to(tasks::get_task))
                 .route(web::put().to(tasks::replace_task))
                 .route(web::delete().to(tasks::delete_task))
-                .default_service(web::to(fallback::method_not_allowed("GET, PUT, DELETE"))),
+                .default_service(web::to(fallback::method_not_allowed(
+                    "GET, HEAD, PUT, DELETE",
+                ))),
         )
         .service(
             web::resource("/api/tasks/{id}/complete")

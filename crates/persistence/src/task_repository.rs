@@ -46,12 +46,25 @@ impl SeaTaskRepository {
     /// from `created_at` and only ever growing, `updated_at` also never
     /// falls before `created_at`.
     fn owned_update(&self, id: TaskId, owner: UserId, at: Timestamp) -> UpdateMany<tasks::Entity> {
+        self.owned_update_stamped(id, owner, self.later_updated_at(at))
+    }
+
+    /// `updated_at` advanced to `at`, or kept where it is if already later.
+    fn later_updated_at(&self, at: Timestamp) -> Expr {
         let at = self.timestamp(at);
-        let later_of_stored_and_at =
-            Expr::case(Expr::col(tasks::Column::UpdatedAt).lt(at.clone()), at)
-                .finally(Expr::col(tasks::Column::UpdatedAt));
+        Expr::case(Expr::col(tasks::Column::UpdatedAt).lt(at.clone()), at)
+            .finally(Expr::col(tasks::Column::UpdatedAt))
+            .into()
+    }
+
+    fn owned_update_stamped(
+        &self,
+        id: TaskId,
+        owner: UserId,
+        updated_at: Expr,
+    ) -> UpdateMany<tasks::Entity> {
         tasks::Entity::update_many()
-            .col_expr(tasks::Column::UpdatedAt, later_of_stored_and_at.into())
+            .col_expr(tasks::Column::UpdatedAt, updated_at)
             .filter(tasks::Column::Id.eq(id.as_uuid()))
             .filter(tasks::Column::UserId.eq(owner.as_uuid()))
     }
@@ -210,13 +223,24 @@ impl TaskRepository for SeaTaskRepository {
     ) -> Result<Option<Task>, DomainError> {
         // A toggle negates the stored value inside the UPDATE, under the
         // row lock, so concurrent toggles each see the previous one's result.
-        let completed = match change {
-            CompletionChange::Toggle => Expr::col(tasks::Column::Completed).not(),
-            CompletionChange::Set(value) => Expr::val(value),
+        let update = match change {
+            CompletionChange::Toggle => self.owned_update(id, owner, at).col_expr(
+                tasks::Column::Completed,
+                Expr::col(tasks::Column::Completed).not(),
+            ),
+            // Setting the state it already has changes nothing, so it leaves
+            // `updated_at` alone too.
+            CompletionChange::Set(value) => {
+                let updated_at = Expr::case(
+                    Expr::col(tasks::Column::Completed).eq(value),
+                    Expr::col(tasks::Column::UpdatedAt),
+                )
+                .finally(self.later_updated_at(at))
+                .into();
+                self.owned_update_stamped(id, owner, updated_at)
+                    .col_expr(tasks::Column::Completed, Expr::val(value))
+            }
         };
-        let update = self
-            .owned_update(id, owner, at)
-            .col_expr(tasks::Column::Completed, completed);
         self.run_owned_update(update).await
     }
 

@@ -475,6 +475,7 @@ async fn setting_completed_is_idempotent(store: Store) {
     let owner = store.user().await;
     let task = store.stored(task(owner, "t", later(0))).await;
 
+    let mut stamps = Vec::new();
     for second in 1..=2 {
         let set = store
             .tasks
@@ -483,7 +484,10 @@ async fn setting_completed_is_idempotent(store: Store) {
             .unwrap()
             .unwrap();
         assert!(set.completed);
+        stamps.push(set.updated_at);
     }
+    assert_eq!(stamps[0], later(1), "the first set is a change");
+    assert_eq!(stamps[1], later(1), "setting the same state again is not");
     let found = store
         .tasks
         .find_owned(task.id, owner)

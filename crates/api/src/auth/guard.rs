@@ -71,15 +71,20 @@ impl Authenticator {
 fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers
         .get(AUTHORIZATION)
-        .ok_or(ApiError::NotAuthenticated)?;
-    // A header that is not visible ASCII cannot hold a JWT.
-    let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+        .ok_or(ApiError::NotAuthenticated)?
+        .as_bytes();
+    let (scheme, token) = match value.iter().position(|byte| *byte == b' ') {
+        Some(space) => (&value[..space], &value[space + 1..]),
+        None => (value, &b""[..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Err(ApiError::NotAuthenticated);
     }
-    let token = token.trim();
-    if token.is_empty() {
+    // A JWT is ASCII; anything else in a Bearer header is not a token.
+    let token = std::str::from_utf8(token)
+        .map_err(|_| ApiError::InvalidToken)?
+        .trim();
+    if token.is_empty() || !token.is_ascii() {
         return Err(ApiError::InvalidToken);
     }
     Ok(token)
@@ -177,6 +182,27 @@ mod tests {
     fn the_scheme_ignores_case() {
         assert_eq!(bearer_token(&headers("bearer abc")).unwrap(), "abc");
         assert_eq!(bearer_token(&headers("BEARER abc")).unwrap(), "abc");
+    }
+
+    #[test]
+    fn a_non_ascii_header_of_another_scheme_is_not_authenticated() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(b"Basic \xff\xfe").unwrap(),
+        );
+        assert!(matches!(
+            bearer_token(&headers),
+            Err(ApiError::NotAuthenticated)
+        ));
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap(),
+        );
+        assert!(matches!(
+            bearer_token(&headers),
+            Err(ApiError::InvalidToken)
+        ));
     }
 
     #[test]

@@ -22,13 +22,17 @@ async fn a_wrong_method_is_not_allowed_on_every_path() {
     let user = TestUser::signed_up(&app).await;
     let id = uuid::Uuid::now_v7();
     let cases = [
-        (Method::DELETE, "/health".to_owned(), "GET"),
-        (Method::POST, "/health/ready".to_owned(), "GET"),
+        (Method::DELETE, "/health".to_owned(), "GET, HEAD"),
+        (Method::POST, "/health/ready".to_owned(), "GET, HEAD"),
         (Method::GET, "/api/auth/signup".to_owned(), "POST"),
         (Method::PUT, "/api/auth/signin".to_owned(), "POST"),
-        (Method::POST, "/api/auth/me".to_owned(), "GET"),
-        (Method::DELETE, "/api/tasks".to_owned(), "GET, POST"),
-        (Method::POST, format!("/api/tasks/{id}"), "GET, PUT, DELETE"),
+        (Method::POST, "/api/auth/me".to_owned(), "GET, HEAD"),
+        (Method::DELETE, "/api/tasks".to_owned(), "GET, HEAD, POST"),
+        (
+            Method::POST,
+            format!("/api/tasks/{id}"),
+            "GET, HEAD, PUT, DELETE",
+        ),
         (Method::GET, format!("/api/tasks/{id}/complete"), "PATCH"),
     ];
     for (method, path, allow) in cases {
@@ -47,6 +51,32 @@ async fn a_wrong_method_is_not_allowed_on_every_path() {
         )
         .await;
     }
+}
+
+#[tokio::test]
+async fn head_is_served_wherever_get_is() {
+    let app = spawn_app().await;
+    let user = TestUser::signed_up(&app).await;
+    let task = app.created_task(&user.token, "t").await;
+    let paths = [
+        "/health".to_owned(),
+        "/api/auth/me".to_owned(),
+        "/api/tasks".to_owned(),
+        format!("/api/tasks/{}", task["id"].as_str().unwrap()),
+    ];
+    for path in paths {
+        let response = app
+            .client
+            .head(app.url(&path))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(response.bytes().await.unwrap().is_empty(), "{path}");
+    }
+    let anonymous = app.client.head(app.url("/api/tasks")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -187,11 +217,13 @@ async fn the_body_limit_holds_for_chunked_uploads() {
 async fn malformed_json_is_a_validation_error_that_names_the_field() {
     let app = spawn_app().await;
     let user = TestUser::signed_up(&app).await;
-    let cases: [&[u8]; 9] = [
+    let cases: [&[u8]; 11] = [
         b"{",
         b"",
         b"null",
         b"[]",
+        br#"["a title"]"#,
+        br#"["t", "d", true]"#,
         br#"{"title": 42}"#,
         br#"{"title": "t", "completed": "yes"}"#,
         br#"{"title": "t", "description": 5}"#,
