@@ -61,6 +61,16 @@ pub enum ApiError {
     /// A token could not be signed.
     #[error("token could not be issued")]
     TokenIssue(#[source] jsonwebtoken::errors::Error),
+    /// This client address made too many sign-ups or sign-ins lately.
+    #[error("rate limited")]
+    RateLimited {
+        /// Whole seconds until the next attempt can succeed (at least 1);
+        /// the value of the `Retry-After` header.
+        retry_after_seconds: u64,
+    },
+    /// The client did not finish sending the body in time.
+    #[error("request body timed out")]
+    RequestTimeout,
 }
 
 impl ApiError {
@@ -161,6 +171,16 @@ impl ApiError {
                 "Database is not reachable".into(),
             ),
             Self::TokenIssue(_) => internal(),
+            Self::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many attempts; retry later".into(),
+            ),
+            Self::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "Request body was not received in time".into(),
+            ),
         };
         (status, code, detail)
     }
@@ -204,6 +224,17 @@ impl ResponseError for ApiError {
         }
         if let Self::MethodNotAllowed { allow } = self {
             response.insert_header((header::ALLOW, *allow));
+        }
+        if let Self::RateLimited {
+            retry_after_seconds,
+        } = self
+        {
+            response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
+        }
+        // A client that stopped sending mid-body cannot be answered on the
+        // same connection: the rest of its body would be read as a request.
+        if matches!(self, Self::RequestTimeout) {
+            response.force_close();
         }
         response.json(ErrorBody {
             detail: &detail,
