@@ -15,27 +15,23 @@
 //! 431 that actix-http's parser sends before a request reaches the app
 //! (see `docs/reliability.md`).
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 
 /// The middleware; mount it outermost so it also sees CORS pre-flights.
 ///
-/// An error that escapes the inner services (none of ours do, but a
-/// middleware added later might) is turned into its response here, so it
-/// is decorated too.
+/// Handler and extractor errors reach it as responses already (actix turns
+/// them into responses at the handler), and our own middleware answer with
+/// responses rather than errors for the same reason, so every answer of
+/// the app passes through here. (The request cannot be cloned to build a
+/// response from an escaped error: routing needs it unshared.)
 pub async fn add_security_headers(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let http_request = request.request().clone();
-    let mut response = match next.call(request).await {
-        Ok(response) => response.map_into_left_body(),
-        Err(error) => {
-            ServiceResponse::new(http_request, error.error_response()).map_into_right_body()
-        }
-    };
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut response = next.call(request).await?;
     decorate(response.headers_mut());
     Ok(response)
 }

@@ -2,7 +2,9 @@
 //! a fresh database per test (PostgreSQL when reachable; see
 //! `todo_persistence::testing`). One binary, so it links once.
 
+mod db_probe;
 mod helpers;
+mod server_process;
 
 mod auth;
 mod concurrency;
