@@ -75,6 +75,12 @@ pub struct HardeningSettings {
     /// How long a client may take to send a request's body
     /// (`REQUEST_BODY_TIMEOUT_SECONDS`, default 10).
     pub request_body_timeout: Duration,
+    /// How long an idle connection is kept open for another request
+    /// (`KEEP_ALIVE_SECONDS`, default 0: one request per connection).
+    /// actix-http times only the first request head on a connection, so
+    /// with keep-alive on, a second request trickled in byte by byte holds
+    /// the connection for as long as the client likes.
+    pub keep_alive: Option<Duration>,
     /// Sign-ups and sign-ins one client address may make per minute, on
     /// average (`AUTH_RATE_LIMIT_PER_MINUTE`, default 20).
     pub auth_rate_limit_per_minute: u32,
@@ -239,6 +245,15 @@ impl HardeningSettings {
             shutdown_timeout: seconds("SHUTDOWN_TIMEOUT_SECONDS", 30)?,
             client_request_timeout: seconds("CLIENT_REQUEST_TIMEOUT_SECONDS", 5)?,
             request_body_timeout: seconds("REQUEST_BODY_TIMEOUT_SECONDS", 10)?,
+            keep_alive: match parse_or(
+                get("KEEP_ALIVE_SECONDS"),
+                "KEEP_ALIVE_SECONDS",
+                0,
+                "must be a whole number of seconds (0 turns keep-alive off)",
+            )? {
+                0 => None,
+                value => Some(Duration::from_secs(value)),
+            },
             auth_rate_limit_per_minute: positive("AUTH_RATE_LIMIT_PER_MINUTE", 20)?,
             auth_rate_limit_burst: positive("AUTH_RATE_LIMIT_BURST", 10)?,
             trust_proxy_headers,
@@ -345,6 +360,7 @@ mod tests {
         assert_eq!(hardening.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(hardening.client_request_timeout, Duration::from_secs(5));
         assert_eq!(hardening.request_body_timeout, Duration::from_secs(10));
+        assert_eq!(hardening.keep_alive, None);
         assert_eq!(hardening.auth_rate_limit_per_minute, 20);
         assert_eq!(hardening.auth_rate_limit_burst, 10);
         assert!(!hardening.trust_proxy_headers);

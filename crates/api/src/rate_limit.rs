@@ -185,6 +185,7 @@ mod tests {
             shutdown_timeout: std::time::Duration::from_secs(1),
             client_request_timeout: std::time::Duration::from_secs(1),
             request_body_timeout: std::time::Duration::from_secs(1),
+            keep_alive: None,
             auth_rate_limit_per_minute: 1,
             auth_rate_limit_burst: burst,
             trust_proxy_headers: trust,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_cors::Cors;
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::http::{Method, header};
+use actix_web::http::{KeepAlive, Method, header};
 use actix_web::middleware::{Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
@@ -135,6 +135,10 @@ impl Application {
         // The whole request head must arrive within this, however slowly
         // it trickles in; a body is timed by `BodyReadTimeout`.
         .client_request_timeout(hardening.client_request_timeout)
+        .keep_alive(match hardening.keep_alive {
+            Some(idle) => KeepAlive::Timeout(idle),
+            None => KeepAlive::Disabled,
+        })
         .listen(listener)
         .map_err(|source| StartupError::Bind { address, source })?
         .run();

@@ -6,6 +6,7 @@ mod db_probe;
 mod helpers;
 mod server_process;
 
+mod abuse;
 mod auth;
 mod concurrency;
 mod general;
@@ -13,4 +14,5 @@ mod health;
 mod isolation;
 mod outage;
 mod shutdown;
+mod slow_clients;
 mod tasks;
