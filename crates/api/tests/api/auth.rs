@@ -402,7 +402,11 @@ async fn algorithm_confusion_far_future_and_huge_tokens_are_invalid() {
     let hs256_header = json!({"alg": "HS256", "typ": "JWT"});
     assert_invalid_token(
         &app,
-        &hand_signed(&hs256_header, &valid, hmac_with(FOREIGN_RSA_PUBLIC.as_bytes())),
+        &hand_signed(
+            &hs256_header,
+            &valid,
+            hmac_with(FOREIGN_RSA_PUBLIC.as_bytes()),
+        ),
     )
     .await;
     let foreign = jsonwebtoken::encode(
@@ -423,7 +427,11 @@ async fn algorithm_confusion_far_future_and_huge_tokens_are_invalid() {
     .await;
     assert_invalid_token(
         &app,
-        &forge(&claims(now(), now() + 86_401), TEST_SECRET, Algorithm::HS256),
+        &forge(
+            &claims(now(), now() + 86_401),
+            TEST_SECRET,
+            Algorithm::HS256,
+        ),
     )
     .await;
     assert_invalid_token(
@@ -438,14 +446,22 @@ async fn algorithm_confusion_far_future_and_huge_tokens_are_invalid() {
     let no_iat = json!({"sub": user.id, "email": user.email, "exp": now() + 60, "iss": "todo-api"});
     assert_invalid_token(&app, &forge(&no_iat, TEST_SECRET, Algorithm::HS256)).await;
     // The boundary itself is accepted: exactly the configured lifetime.
-    let full_lifetime = forge(&claims(now(), now() + 86_400), TEST_SECRET, Algorithm::HS256);
+    let full_lifetime = forge(
+        &claims(now(), now() + 86_400),
+        TEST_SECRET,
+        Algorithm::HS256,
+    );
     assert_eq!(app.me(&full_lifetime).await.status(), StatusCode::OK);
 
     // Huge tokens: 100 KB reaches the guard and is refused as a token;
     // 200 KB overflows the 128 KiB request-head limit first. Neither is 5xx.
     let padded = json!({"sub": user.id, "email": user.email, "iat": now(), "exp": now() + 60,
                         "iss": "todo-api", "pad": "p".repeat(75_000)});
-    let huge = forge(&padded, "another-secret-another-secret-123", Algorithm::HS256);
+    let huge = forge(
+        &padded,
+        "another-secret-another-secret-123",
+        Algorithm::HS256,
+    );
     assert!(huge.len() > 100_000);
     assert_invalid_token(&app, &huge).await;
     let giant = format!("{}.{}.{}", "a".repeat(100_000), "b".repeat(100_000), "c");

@@ -11,6 +11,7 @@ mod auth;
 mod concurrency;
 mod general;
 mod health;
+mod instances;
 mod isolation;
 mod outage;
 mod shutdown;

@@ -275,8 +275,16 @@ async fn through_an_outage_no_request_hangs_or_fails_500_and_no_acknowledged_wri
                     4 => app.delete_task(&token, &id).await,
                     5 => app.me(&token).await,
                     6 => app.sign_in("someone@example.io", "password1").await,
-                    7 => app.sign_up(&format!("new{n}@example.io"), "password1").await,
-                    _ => app.client.get(app.url("/health/ready")).send().await.unwrap(),
+                    7 => {
+                        app.sign_up(&format!("new{n}@example.io"), "password1")
+                            .await
+                    }
+                    _ => app
+                        .client
+                        .get(app.url("/health/ready"))
+                        .send()
+                        .await
+                        .unwrap(),
                 };
                 Outcome {
                     status: response.status().as_u16(),
@@ -305,7 +313,10 @@ async fn through_an_outage_no_request_hangs_or_fails_500_and_no_acknowledged_wri
         .status()
         != StatusCode::OK
     {
-        assert!(Instant::now() < deadline, "not ready 15 s after the database came back");
+        assert!(
+            Instant::now() < deadline,
+            "not ready 15 s after the database came back"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let recovered_after = restored_at.elapsed();
@@ -350,7 +361,10 @@ async fn through_an_outage_no_request_hangs_or_fails_500_and_no_acknowledged_wri
         .map(|(title, _)| title)
         .collect();
     let refused = writes.len() - acknowledged.len();
-    let lost = acknowledged.iter().filter(|t| !stored.contains(**t)).count();
+    let lost = acknowledged
+        .iter()
+        .filter(|t| !stored.contains(**t))
+        .count();
     assert_eq!(lost, 0, "acknowledged writes missing after recovery");
     let refused_but_stored = writes
         .iter()
