@@ -14,6 +14,7 @@ mod health;
 mod instances;
 mod isolation;
 mod outage;
+mod properties;
 mod shutdown;
 mod slow_clients;
 mod tasks;
