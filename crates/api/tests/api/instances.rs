@@ -291,7 +291,7 @@ async fn sigkill_mid_burst_loses_no_acknowledged_write_and_leaves_nothing_half_w
         *entry = (*entry).max(*version);
     }
     for (id, version) in &latest {
-        let (title, description) = stored.get(*id).unwrap_or_else(|| panic!("task {id} lost"));
+        let (_, description) = stored.get(*id).unwrap_or_else(|| panic!("task {id} lost"));
         let stored_version: u32 = description[1..].parse().unwrap();
         assert!(
             stored_version >= *version,
@@ -316,5 +316,4 @@ async fn sigkill_mid_burst_loses_no_acknowledged_write_and_leaves_nothing_half_w
         acknowledged.len() - latest.len(),
         latest.len(),
     ));
-    let _ = port;
 }

@@ -9,6 +9,7 @@ mod server_process;
 mod abuse;
 mod auth;
 mod concurrency;
+mod cross_user;
 mod general;
 mod health;
 mod instances;
