@@ -50,10 +50,13 @@ impl DbProbe {
     /// Both tables in full, every column as text (ids, flags and times
     /// included), so any change to any row shows as a difference.
     pub async fn snapshot(&self) -> (Rows, Rows) {
+        let id = self.uuid_text("id");
         let users = self
             .rows(
-                "SELECT CAST(id AS TEXT), email, password_hash, CAST(created_at AS TEXT), \
-                 CAST(last_signin_at AS TEXT) FROM users ORDER BY 1",
+                &format!(
+                    "SELECT {id}, email, password_hash, CAST(created_at AS TEXT), \
+                     CAST(last_signin_at AS TEXT) FROM users ORDER BY 1"
+                ),
                 5,
             )
             .await;
@@ -62,12 +65,23 @@ impl DbProbe {
 
     /// id, owner, title, description, completed, created_at, updated_at.
     pub async fn tasks(&self) -> Rows {
+        let (id, owner) = (self.uuid_text("id"), self.uuid_text("user_id"));
         self.rows(
-            "SELECT CAST(id AS TEXT), CAST(user_id AS TEXT), title, description, \
-             CAST(completed AS TEXT), CAST(created_at AS TEXT), CAST(updated_at AS TEXT) \
-             FROM tasks ORDER BY 1",
+            &format!(
+                "SELECT {id}, {owner}, title, description, CAST(completed AS TEXT), \
+                 CAST(created_at AS TEXT), CAST(updated_at AS TEXT) FROM tasks ORDER BY 1"
+            ),
             7,
         )
         .await
+    }
+
+    /// A UUID column as text: PostgreSQL casts it; SQLite stores 16 raw
+    /// bytes, which are not UTF-8, so they are shown in hex.
+    fn uuid_text(&self, column: &str) -> String {
+        match self.db.get_database_backend() {
+            sea_orm::DbBackend::Sqlite => format!("hex({column})"),
+            _ => format!("CAST({column} AS TEXT)"),
+        }
     }
 }
