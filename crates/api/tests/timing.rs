@@ -19,7 +19,7 @@ fn samples() -> usize {
     std::env::var("SIGNIN_TIMING_SAMPLES")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(31)
+        .unwrap_or(61)
 }
 
 fn median(mut values: Vec<Duration>) -> Duration {

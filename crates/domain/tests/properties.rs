@@ -3,7 +3,7 @@
 //! the rule it breaks. Never a panic (a panic fails the property).
 //!
 //! Case count: proptest's default (256 per property), or `PROPTEST_CASES`
-//! (the full form in `docs/reliability.md` uses 100,000).
+//! (the larger form in `docs/reliability.md` used 20,000).
 
 use proptest::prelude::*;
 use todo_domain::{

@@ -3,8 +3,8 @@
 //! no response ever carries another user's task, and every user's final
 //! list equals the model.
 //!
-//! Operations: `CROSS_USER_OPS` (default 400; the full form in
-//! `docs/reliability.md` uses 5,000). Seed: `CROSS_USER_SEED` (default
+//! Operations: `CROSS_USER_OPS` (default 400; the larger form in
+//! `docs/reliability.md` used 3,000). Seed: `CROSS_USER_SEED` (default
 //! from the clock; printed, so a failure can be replayed).
 
 use std::collections::BTreeMap;

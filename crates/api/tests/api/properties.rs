@@ -3,7 +3,7 @@
 //! column of every row).
 //!
 //! Cases per route: `API_PROPTEST_CASES` (default 48, so about 500 requests
-//! in CI; the full form in `docs/reliability.md` uses 2,000).
+//! in CI; `docs/reliability.md` names a larger form).
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
