@@ -1,6 +1,10 @@
 //! Reading JSON request bodies exactly as the contract describes: only
 //! `application/json`, at most 64 KiB as received (chunked or not), and
-//! every malformed body a 422 that names the field at fault.
+//! every malformed body a 422 that names the field at fault. Two limits of
+//! our own guard against hostile clients: the whole body must arrive
+//! within [`BodyReadTimeout`] (else 408), and JSON nested deeper than
+//! [`MAX_NESTING_DEPTH`] is refused (422) before it is parsed, ignored
+//! fields included.
 //!
 //! actix's own `web::Json` answers all of these with 400 and accepts
 //! `text/json`, so the body is read here instead.
@@ -10,6 +14,8 @@ use actix_web::http::header;
 use actix_web::web::BytesMut;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, mime};
 use futures_util::StreamExt;
+use std::time::Duration;
+
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
@@ -17,6 +23,26 @@ use crate::error::{ApiError, FieldError};
 
 /// The largest body accepted, in bytes.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// The deepest nesting of arrays and objects accepted. Every body of the
+/// contract is one flat object (depth 1); serde_json stops at 128 levels
+/// only in the fields it reads, and skips an ignored field of any depth,
+/// so without this a client could make every parse walk 64 KiB of
+/// brackets for nothing.
+pub const MAX_NESTING_DEPTH: usize = 32;
+
+/// How long a client may take to send a whole body, registered as app
+/// data (`REQUEST_BODY_TIMEOUT_SECONDS`). actix-http times the request
+/// head but not the body, so without this a client sending a byte a
+/// minute holds its connection and request for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyReadTimeout(pub Duration);
+
+impl Default for BodyReadTimeout {
+    fn default() -> Self {
+        Self(Duration::from_secs(10))
+    }
+}
 
 /// A required JSON body.
 #[derive(Debug)]
@@ -37,7 +63,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         Box::pin(async move {
             checks.declared_size_fits()?;
             checks.is_json()?;
-            let bytes = read_limited(&mut payload).await?;
+            let bytes = read_limited(&mut payload, checks.read_timeout).await?;
             parse(&bytes).map(JsonBody)
         })
     }
@@ -52,7 +78,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             checks.declared_size_fits()?;
-            let bytes = read_limited(&mut payload).await?;
+            let bytes = read_limited(&mut payload, checks.read_timeout).await?;
             if bytes.is_empty() {
                 return Ok(OptionalJsonBody(None));
             }
@@ -67,6 +93,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
 struct HeaderChecks {
     content_length: Option<u64>,
     json_content_type: bool,
+    read_timeout: BodyReadTimeout,
 }
 
 impl HeaderChecks {
@@ -84,9 +111,14 @@ impl HeaderChecks {
                 && mime.subtype() == mime::JSON
                 && mime.suffix().is_none()
         );
+        let read_timeout = request
+            .app_data::<BodyReadTimeout>()
+            .copied()
+            .unwrap_or_default();
         Self {
             content_length,
             json_content_type,
+            read_timeout,
         }
     }
 
@@ -107,9 +139,19 @@ impl HeaderChecks {
     }
 }
 
-/// Reads the whole body, counting bytes as they arrive so that a chunked
-/// upload is held to the same limit as one with a `Content-Length`.
-async fn read_limited(payload: &mut Payload) -> Result<BytesMut, ApiError> {
+/// Reads the whole body within the timeout, counting bytes as they arrive
+/// so that a chunked upload is held to the same limit as one with a
+/// `Content-Length`.
+async fn read_limited(
+    payload: &mut Payload,
+    BodyReadTimeout(limit): BodyReadTimeout,
+) -> Result<BytesMut, ApiError> {
+    tokio::time::timeout(limit, read_all(payload))
+        .await
+        .map_err(|_| ApiError::RequestTimeout)?
+}
+
+async fn read_all(payload: &mut Payload) -> Result<BytesMut, ApiError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| ApiError::Validation {
@@ -139,6 +181,16 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }],
         });
     }
+    if nesting_depth(bytes) > MAX_NESTING_DEPTH {
+        let message = format!("JSON is nested deeper than {MAX_NESTING_DEPTH} levels");
+        return Err(ApiError::Validation {
+            detail: format!("Request body is not valid: {message}"),
+            errors: vec![FieldError {
+                field: ".".to_owned(),
+                message,
+            }],
+        });
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut deserializer) {
         Ok(value) => match deserializer.end() {
@@ -147,6 +199,34 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         },
         Err(error) => Err(invalid_body(error.path().to_string(), error.inner())),
     }
+}
+
+/// The deepest nesting of `[` and `{` outside strings. Not a validator:
+/// malformed JSON is left to the parser, which reports it properly.
+fn nesting_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0_usize, 0_usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in bytes {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn invalid_body(field: String, error: &serde_json::Error) -> ApiError {
@@ -196,6 +276,29 @@ mod tests {
     fn invalid_utf8_is_a_validation_error() {
         let error = parse::<Sample>(b"{\"title\": \"\xff\"}").unwrap_err();
         assert!(matches!(error, ApiError::Validation { .. }));
+    }
+
+    #[test]
+    fn nesting_is_measured_outside_strings_only() {
+        assert_eq!(nesting_depth(br#"{"title": "a"}"#), 1);
+        assert_eq!(nesting_depth(br#"{"a": [[{"b": 1}]], "c": []}"#), 4);
+        assert_eq!(nesting_depth(br#"{"title": "[[[{{{\"[["}"#), 1);
+    }
+
+    #[test]
+    fn a_deeply_nested_ignored_field_is_refused() {
+        let deep = format!(
+            r#"{{"title": "a", "extra": {}{}}}"#,
+            "[".repeat(MAX_NESTING_DEPTH),
+            "]".repeat(MAX_NESTING_DEPTH)
+        );
+        assert_eq!(field_of(parse::<Sample>(deep.as_bytes()).unwrap_err()), ".");
+        let allowed = format!(
+            r#"{{"title": "a", "extra": {}{}}}"#,
+            "[".repeat(MAX_NESTING_DEPTH - 1),
+            "]".repeat(MAX_NESTING_DEPTH - 1)
+        );
+        assert!(parse::<Sample>(allowed.as_bytes()).is_ok());
     }
 
     #[test]

@@ -58,6 +58,39 @@ pub struct Settings {
     pub jwt_ttl: Duration,
     /// Origins allowed to call the API from a browser.
     pub cors_allowed_origins: Vec<String>,
+    /// Abuse and fault limits: rate limits, request timeouts, shutdown.
+    pub hardening: HardeningSettings,
+}
+
+/// Limits that protect the service from abusive or broken clients, and the
+/// grace period of a shutdown (see `docs/reliability.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HardeningSettings {
+    /// How long SIGTERM waits for in-flight requests before the process
+    /// exits anyway (`SHUTDOWN_TIMEOUT_SECONDS`, default 30).
+    pub shutdown_timeout: Duration,
+    /// How long a client may take to send a request's line and headers
+    /// (`CLIENT_REQUEST_TIMEOUT_SECONDS`, default 5).
+    pub client_request_timeout: Duration,
+    /// How long a client may take to send a request's body
+    /// (`REQUEST_BODY_TIMEOUT_SECONDS`, default 10).
+    pub request_body_timeout: Duration,
+    /// How long an idle connection is kept open for another request
+    /// (`KEEP_ALIVE_SECONDS`, default 0: one request per connection).
+    /// actix-http times only the first request head on a connection, so
+    /// with keep-alive on, a second request trickled in byte by byte holds
+    /// the connection for as long as the client likes.
+    pub keep_alive: Option<Duration>,
+    /// Sign-ups and sign-ins one client address may make per minute, on
+    /// average (`AUTH_RATE_LIMIT_PER_MINUTE`, default 20).
+    pub auth_rate_limit_per_minute: u32,
+    /// How many of those may come at once (`AUTH_RATE_LIMIT_BURST`,
+    /// default 10).
+    pub auth_rate_limit_burst: u32,
+    /// Whether the client address is taken from `X-Forwarded-For` /
+    /// `Forwarded` as set by one trusted reverse proxy
+    /// (`TRUST_PROXY_HEADERS`, default false: the TCP peer).
+    pub trust_proxy_headers: bool,
 }
 
 impl Settings {
@@ -142,6 +175,7 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or_default(),
+            hardening: HardeningSettings::from_lookup(&get)?,
         })
         .and_then(Self::checked)
     }
@@ -172,6 +206,64 @@ impl Settings {
     #[must_use]
     pub fn uses_embedded_database(&self) -> bool {
         self.database_url.expose_secret().starts_with("sqlite://")
+    }
+}
+
+impl HardeningSettings {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let seconds = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
+            let value = parse_or(
+                get(name),
+                name,
+                default,
+                "must be a whole number of seconds",
+            )?;
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: "must be at least 1",
+                });
+            }
+            Ok(Duration::from_secs(value))
+        };
+        let positive = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+            match parse_or(get(name), name, default, "must be a positive whole number")? {
+                0 => Err(ConfigError::Invalid {
+                    name,
+                    reason: "must be at least 1",
+                }),
+                value => Ok(value),
+            }
+        };
+        let trust_proxy_headers = match get("TRUST_PROXY_HEADERS").map(|v| v.trim().to_lowercase())
+        {
+            None => false,
+            Some(value) if matches!(value.as_str(), "true" | "1" | "yes") => true,
+            Some(value) if matches!(value.as_str(), "false" | "0" | "no") => false,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "TRUST_PROXY_HEADERS",
+                    reason: "must be true or false",
+                });
+            }
+        };
+        Ok(Self {
+            shutdown_timeout: seconds("SHUTDOWN_TIMEOUT_SECONDS", 30)?,
+            client_request_timeout: seconds("CLIENT_REQUEST_TIMEOUT_SECONDS", 5)?,
+            request_body_timeout: seconds("REQUEST_BODY_TIMEOUT_SECONDS", 10)?,
+            keep_alive: match parse_or(
+                get("KEEP_ALIVE_SECONDS"),
+                "KEEP_ALIVE_SECONDS",
+                0,
+                "must be a whole number of seconds (0 turns keep-alive off)",
+            )? {
+                0 => None,
+                value => Some(Duration::from_secs(value)),
+            },
+            auth_rate_limit_per_minute: positive("AUTH_RATE_LIMIT_PER_MINUTE", 20)?,
+            auth_rate_limit_burst: positive("AUTH_RATE_LIMIT_BURST", 10)?,
+            trust_proxy_headers,
+        })
     }
 }
 
@@ -274,6 +366,41 @@ mod tests {
     fn a_zero_acquire_timeout_is_refused() {
         let error = settings(&[("DATABASE_ACQUIRE_TIMEOUT", "0")]).unwrap_err();
         assert!(error.to_string().starts_with("DATABASE_ACQUIRE_TIMEOUT"));
+    }
+
+    #[test]
+    fn hardening_defaults_are_the_documented_ones() {
+        let hardening = settings(&[]).unwrap().hardening;
+        assert_eq!(hardening.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(hardening.client_request_timeout, Duration::from_secs(5));
+        assert_eq!(hardening.request_body_timeout, Duration::from_secs(10));
+        assert_eq!(hardening.keep_alive, None);
+        assert_eq!(hardening.auth_rate_limit_per_minute, 20);
+        assert_eq!(hardening.auth_rate_limit_burst, 10);
+        assert!(!hardening.trust_proxy_headers);
+    }
+
+    #[test]
+    fn hardening_values_are_read_and_checked() {
+        let hardening = settings(&[
+            ("SHUTDOWN_TIMEOUT_SECONDS", "3"),
+            ("AUTH_RATE_LIMIT_BURST", "2"),
+            ("TRUST_PROXY_HEADERS", "TRUE"),
+        ])
+        .unwrap()
+        .hardening;
+        assert_eq!(hardening.shutdown_timeout, Duration::from_secs(3));
+        assert_eq!(hardening.auth_rate_limit_burst, 2);
+        assert!(hardening.trust_proxy_headers);
+        for (name, value) in [
+            ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+            ("CLIENT_REQUEST_TIMEOUT_SECONDS", "0"),
+            ("TRUST_PROXY_HEADERS", "maybe"),
+            ("REQUEST_BODY_TIMEOUT_SECONDS", "-1"),
+        ] {
+            let error = settings(&[(name, value)]).unwrap_err();
+            assert!(error.to_string().starts_with(name), "{error}");
+        }
     }
 
     #[test]

@@ -73,6 +73,16 @@ pub enum ApiError {
         /// Its message, when it is short plain text.
         detail: String,
     },
+    /// This client address made too many sign-ups or sign-ins lately.
+    #[error("rate limited")]
+    RateLimited {
+        /// Whole seconds until the next attempt can succeed (at least 1);
+        /// the value of the `Retry-After` header.
+        retry_after_seconds: u64,
+    },
+    /// The client did not finish sending the body in time.
+    #[error("request body timed out")]
+    RequestTimeout,
 }
 
 impl ApiError {
@@ -179,15 +189,27 @@ impl ApiError {
                     403 => "forbidden",
                     404 => "not_found",
                     405 => "method_not_allowed",
+                    408 => "request_timeout",
                     413 => "payload_too_large",
                     415 => "unsupported_media_type",
                     422 => "validation_error",
+                    429 => "rate_limited",
                     503 => "service_unavailable",
                     500..=599 => return internal_with_status(*status),
                     _ => "bad_request",
                 };
                 (*status, code, detail.clone().into())
             }
+            Self::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many attempts; retry later".into(),
+            ),
+            Self::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "Request body was not received in time".into(),
+            ),
         };
         (status, code, detail)
     }
@@ -235,6 +257,17 @@ impl ResponseError for ApiError {
         }
         if let Self::MethodNotAllowed { allow } = self {
             response.insert_header((header::ALLOW, *allow));
+        }
+        if let Self::RateLimited {
+            retry_after_seconds,
+        } = self
+        {
+            response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
+        }
+        // A client that stopped sending mid-body cannot be answered on the
+        // same connection: the rest of its body would be read as a request.
+        if matches!(self, Self::RequestTimeout) {
+            response.force_close();
         }
         response.json(ErrorBody {
             detail: &detail,

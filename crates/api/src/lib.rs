@@ -11,7 +11,9 @@ pub mod config;
 pub mod dto;
 pub mod error;
 pub mod password;
+pub mod rate_limit;
 pub mod routes;
+pub mod security_headers;
 pub mod startup;
 pub mod telemetry;
 

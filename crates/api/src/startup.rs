@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_cors::Cors;
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::http::{Method, header};
+use actix_web::http::{KeepAlive, Method, header};
 use actix_web::middleware::{Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
@@ -17,10 +17,13 @@ use todo_persistence::{
 };
 
 use crate::auth::{Authenticator, TokenKeys, require_user};
+use crate::body::BodyReadTimeout;
 use crate::config::Settings;
 use crate::error::json_error_bodies;
 use crate::password::Argon2PasswordHasher;
+use crate::rate_limit::{AuthRateLimiter, limit_auth_attempts};
 use crate::routes::{auth, fallback, health, tasks};
+use crate::security_headers::add_security_headers;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,8 @@ struct AppState {
     authenticator: web::Data<Authenticator>,
     db: web::Data<DatabaseConnection>,
     cors_allowed_origins: Arc<Vec<String>>,
+    auth_rate_limiter: web::Data<AuthRateLimiter>,
+    body_read_timeout: BodyReadTimeout,
 }
 
 /// A bound, not yet running server.
@@ -93,6 +98,8 @@ impl Application {
             keys: web::Data::from(keys),
             db: web::Data::new(db),
             cors_allowed_origins: Arc::new(settings.cors_allowed_origins.clone()),
+            auth_rate_limiter: web::Data::new(AuthRateLimiter::new(&settings.hardening)),
+            body_read_timeout: BodyReadTimeout(settings.hardening.request_body_timeout),
         };
 
         let address = format!("{}:{}", settings.host, settings.port);
@@ -107,17 +114,32 @@ impl Application {
                 source,
             })?
             .port();
+        let hardening = &settings.hardening;
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(Logger::new(r#"%a "%r" %s %b %Dms"#))
                 .wrap(cors(&state.cors_allowed_origins))
                 .wrap(from_fn(json_error_bodies))
+                // Outermost, so pre-flights and every error are covered.
+                .wrap(from_fn(add_security_headers))
                 .app_data(state.tasks.clone())
                 .app_data(state.accounts.clone())
                 .app_data(state.keys.clone())
                 .app_data(state.authenticator.clone())
                 .app_data(state.db.clone())
+                .app_data(state.auth_rate_limiter.clone())
+                .app_data(state.body_read_timeout)
                 .configure(routes)
+        })
+        // SIGTERM: stop accepting at once, give in-flight requests this
+        // long, then exit.
+        .shutdown_timeout(hardening.shutdown_timeout.as_secs())
+        // The whole request head must arrive within this, however slowly
+        // it trickles in; a body is timed by `BodyReadTimeout`.
+        .client_request_timeout(hardening.client_request_timeout)
+        .keep_alive(match hardening.keep_alive {
+            Some(idle) => KeepAlive::Timeout(idle),
+            None => KeepAlive::Disabled,
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind { address, source })?
@@ -166,11 +188,13 @@ fn routes(config: &mut web::ServiceConfig) {
         )
         .service(
             web::resource("/api/auth/signup")
+                .wrap(from_fn(limit_auth_attempts))
                 .route(web::post().to(auth::sign_up))
                 .default_service(web::to(fallback::method_not_allowed("POST"))),
         )
         .service(
             web::resource("/api/auth/signin")
+                .wrap(from_fn(limit_auth_attempts))
                 .route(web::post().to(auth::sign_in))
                 .default_service(web::to(fallback::method_not_allowed("POST"))),
         )

@@ -5,8 +5,8 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, DatabaseConnection, DbBackend, DbErr, SqlxPostgresConnector,
-    SqlxSqliteConnector,
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqlxPostgresConnector,
+    SqlxSqliteConnector, TransactionTrait,
 };
 
 /// How to reach the database and how large the pool may grow.
@@ -130,12 +130,37 @@ fn backend_of_url(url: &str) -> Option<Backend> {
     }
 }
 
+/// Identifies the schema-migration lock among PostgreSQL advisory locks;
+/// any constant works as long as nothing else in the database uses it.
+const MIGRATION_LOCK_KEY: i64 = 0x746f_646f_2d61_7069; // "todo-api"
+
 /// Brings the schema up to date.
+///
+/// On PostgreSQL several instances may start at once against one
+/// database; unguarded, both would create the tables and one would fail.
+/// So the migrations run in one transaction that first takes a
+/// transaction-scoped advisory lock: the second instance waits, then finds
+/// nothing left to apply. (SQLite allows one writer anyway.)
 ///
 /// # Errors
 /// [`ConnectError::Migrate`] when a migration fails.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), ConnectError> {
-    Migrator::up(db, None).await.map_err(ConnectError::Migrate)
+    match backend_of(db) {
+        Backend::Postgres => {
+            let transaction = db.begin().await.map_err(ConnectError::Migrate)?;
+            transaction
+                .execute_unprepared(&format!(
+                    "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+                ))
+                .await
+                .map_err(ConnectError::Migrate)?;
+            Migrator::up(&transaction, None)
+                .await
+                .map_err(ConnectError::Migrate)?;
+            transaction.commit().await.map_err(ConnectError::Migrate)
+        }
+        Backend::Sqlite => Migrator::up(db, None).await.map_err(ConnectError::Migrate),
+    }
 }
 
 /// Whether the database answers a ping within the pool's acquire timeout.

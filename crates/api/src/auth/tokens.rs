@@ -5,6 +5,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use todo_domain::{User, UserId};
 
+/// How far in the future an `iat` may lie: the clocks of two instances
+/// behind one load balancer may disagree by this much.
+pub const CLOCK_SKEW_SECONDS: i64 = 60;
+
 /// The claims of the tokens this service issues.
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -77,10 +81,25 @@ impl TokenKeys {
 
     /// The user a token speaks for, if the token is genuine, unexpired,
     /// ours, and names a user id. Why it failed is deliberately not told.
+    ///
+    /// Beyond the signature, a token must also look like one we issue: an
+    /// `iat` no later than now (give or take [`CLOCK_SKEW_SECONDS`] between
+    /// instances), and a lifetime `exp - iat` no longer than the configured
+    /// TTL. So a token minted with a leaked secret and a far-future `exp`
+    /// is still refused, and lowering `JWT_TTL_SECONDS` also retires
+    /// outstanding tokens that were issued for longer.
     #[must_use]
     pub fn verify(&self, token: &str) -> Option<UserId> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
-        UserId::parse(&data.claims.sub).ok()
+        let claims = data.claims;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
+        let issued_in_the_future = claims.iat > now.saturating_add(CLOCK_SKEW_SECONDS);
+        let lives_too_long = claims.exp.saturating_sub(claims.iat) > lifetime;
+        if issued_in_the_future || lives_too_long {
+            return None;
+        }
+        UserId::parse(&claims.sub).ok()
     }
 }
 
@@ -130,6 +149,43 @@ mod tests {
         let token = keys.issue(&user()).unwrap();
         std::thread::sleep(Duration::from_millis(1100));
         assert_eq!(keys.verify(&token.access_token), None);
+    }
+
+    fn signed(claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn now() -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+
+    #[test]
+    fn a_lifetime_longer_than_the_ttl_is_rejected_even_with_our_signature() {
+        let keys = keys("todo-api", Duration::from_secs(60));
+        let sub = UserId::generate().to_string();
+        let claims = |iat: i64, exp: i64| serde_json::json!({"sub": sub, "email": "a@b.io", "iat": iat, "exp": exp, "iss": "todo-api"});
+        assert!(keys.verify(&signed(&claims(now(), now() + 60))).is_some());
+        assert_eq!(keys.verify(&signed(&claims(now(), now() + 61))), None);
+        // Year 2200.
+        assert_eq!(keys.verify(&signed(&claims(now(), 7_258_118_400))), None);
+    }
+
+    #[test]
+    fn an_iat_in_the_future_or_missing_is_rejected() {
+        let keys = keys("todo-api", Duration::from_secs(3600));
+        let sub = UserId::generate().to_string();
+        let later = now() + CLOCK_SKEW_SECONDS + 5;
+        let future = serde_json::json!({"sub": sub, "email": "a@b.io", "iat": later, "exp": later + 60, "iss": "todo-api"});
+        assert_eq!(keys.verify(&signed(&future)), None);
+        let skewed = serde_json::json!({"sub": sub, "email": "a@b.io", "iat": now() + 30, "exp": now() + 90, "iss": "todo-api"});
+        assert!(keys.verify(&signed(&skewed)).is_some());
+        let missing = serde_json::json!({"sub": sub, "email": "a@b.io", "exp": now() + 60, "iss": "todo-api"});
+        assert_eq!(keys.verify(&signed(&missing)), None);
     }
 
     #[test]

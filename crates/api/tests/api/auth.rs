@@ -366,3 +366,116 @@ async fn a_custom_issuer_and_lifetime_are_used() {
     let token = body["access_token"].as_str().unwrap();
     assert_eq!(app.me(token).await.status(), StatusCode::OK);
 }
+
+/// A key pair made for these tests only (`openssl genpkey -algorithm RSA`,
+/// the private key as PKCS#1 DER): the service has never trusted it.
+const FOREIGN_RSA_KEY: &[u8] = include_bytes!("fixtures/foreign_rsa_key.der");
+const FOREIGN_RSA_PUBLIC: &str = include_str!("fixtures/foreign_rsa_public.pem");
+
+/// A compact JWS with any header, signed by `sign` over `header.payload`.
+fn hand_signed(header: &Value, claims: &Value, sign: impl Fn(&[u8]) -> String) -> String {
+    let signing_input = format!("{}.{}", base64_url(header), base64_url(claims));
+    let signature = sign(signing_input.as_bytes());
+    format!("{signing_input}.{signature}")
+}
+
+#[tokio::test]
+async fn algorithm_confusion_far_future_and_huge_tokens_are_invalid() {
+    let app = spawn_app().await;
+    let user = TestUser::signed_up(&app).await;
+    let claims = |iat: u64, exp: u64| json!({"sub": user.id, "email": user.email, "iat": iat, "exp": exp, "iss": "todo-api"});
+    let valid = claims(now(), now() + 3600);
+    let hmac_with = |key: &[u8]| {
+        let key = EncodingKey::from_secret(key);
+        move |input: &[u8]| jsonwebtoken::crypto::sign(input, &key, Algorithm::HS256).unwrap()
+    };
+
+    // HS/RS confusion, both ways round: an "RS256" token whose signature
+    // is an HMAC with our own secret; an HS256 token whose HMAC key is an
+    // RSA public key; and a genuine RS256 token from a key we never trusted.
+    let rs256_header = json!({"alg": "RS256", "typ": "JWT"});
+    assert_invalid_token(
+        &app,
+        &hand_signed(&rs256_header, &valid, hmac_with(TEST_SECRET.as_bytes())),
+    )
+    .await;
+    let hs256_header = json!({"alg": "HS256", "typ": "JWT"});
+    assert_invalid_token(
+        &app,
+        &hand_signed(
+            &hs256_header,
+            &valid,
+            hmac_with(FOREIGN_RSA_PUBLIC.as_bytes()),
+        ),
+    )
+    .await;
+    let foreign = jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        &valid,
+        &EncodingKey::from_rsa_der(FOREIGN_RSA_KEY),
+    )
+    .unwrap();
+    assert_invalid_token(&app, &foreign).await;
+
+    // Signed with OUR secret, but not a token we would issue: a lifetime
+    // beyond JWT_TTL_SECONDS (exp in the year 2200), or an iat in the future.
+    let year_2200 = 7_258_118_400;
+    assert_invalid_token(
+        &app,
+        &forge(&claims(now(), year_2200), TEST_SECRET, Algorithm::HS256),
+    )
+    .await;
+    assert_invalid_token(
+        &app,
+        &forge(
+            &claims(now(), now() + 86_401),
+            TEST_SECRET,
+            Algorithm::HS256,
+        ),
+    )
+    .await;
+    assert_invalid_token(
+        &app,
+        &forge(
+            &claims(now() + 3600, now() + 7200),
+            TEST_SECRET,
+            Algorithm::HS256,
+        ),
+    )
+    .await;
+    let no_iat = json!({"sub": user.id, "email": user.email, "exp": now() + 60, "iss": "todo-api"});
+    assert_invalid_token(&app, &forge(&no_iat, TEST_SECRET, Algorithm::HS256)).await;
+    // The boundary itself is accepted: exactly the configured lifetime.
+    let full_lifetime = forge(
+        &claims(now(), now() + 86_400),
+        TEST_SECRET,
+        Algorithm::HS256,
+    );
+    assert_eq!(app.me(&full_lifetime).await.status(), StatusCode::OK);
+
+    // Huge tokens: 100 KB reaches the guard and is refused as a token;
+    // 200 KB overflows the 128 KiB request-head limit first. Neither is 5xx.
+    let padded = json!({"sub": user.id, "email": user.email, "iat": now(), "exp": now() + 60,
+                        "iss": "todo-api", "pad": "p".repeat(75_000)});
+    let huge = forge(
+        &padded,
+        "another-secret-another-secret-123",
+        Algorithm::HS256,
+    );
+    assert!(huge.len() > 100_000);
+    assert_invalid_token(&app, &huge).await;
+    let giant = format!("{}.{}.{}", "a".repeat(100_000), "b".repeat(100_000), "c");
+    let response = app
+        .client
+        .get(app.url("/api/tasks"))
+        .bearer_auth(&giant)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    // Still serving, and the valid token still works.
+    assert_eq!(app.list_tasks(&user.token).await.status(), StatusCode::OK);
+}

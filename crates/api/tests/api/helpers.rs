@@ -32,6 +32,10 @@ pub async fn spawn_app_with(database: TestDatabase, extra: &[(&str, &str)]) -> T
         ("JWT_SECRET", TEST_SECRET),
         ("PORT", "0"),
         ("DATABASE_MAX_CONNECTIONS", "5"),
+        // The suite signs up hundreds of users from 127.0.0.1 in parallel;
+        // the rate limit has its own tests, which set it low.
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "1000000"),
+        ("AUTH_RATE_LIMIT_BURST", "1000000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

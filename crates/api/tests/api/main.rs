@@ -2,13 +2,20 @@
 //! a fresh database per test (PostgreSQL when reachable; see
 //! `todo_persistence::testing`). One binary, so it links once.
 
+mod db_probe;
 mod helpers;
+mod server_process;
 
+mod abuse;
 mod auth;
 mod concurrency;
+mod cross_user;
 mod general;
 mod health;
+mod instances;
 mod isolation;
 mod outage;
+mod properties;
 mod shutdown;
+mod slow_clients;
 mod tasks;

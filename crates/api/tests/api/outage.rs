@@ -12,7 +12,11 @@ use todo_persistence::testing::TestDatabase;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
+use futures_util::StreamExt;
+
+use crate::db_probe::DbProbe;
 use crate::helpers::{TestUser, assert_error, spawn_app_with};
+use crate::server_process::report;
 
 /// A TCP relay between the app and PostgreSQL that the test can cut (the
 /// port refuses connections and open ones are reset) and restore.
@@ -189,4 +193,199 @@ async fn an_outage_answers_503_and_the_service_recovers_by_itself() {
             .status(),
         StatusCode::CREATED
     );
+}
+
+/// One request: its status and how long the answer took.
+struct Outcome {
+    status: u16,
+    took: Duration,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_an_outage_no_request_hangs_or_fails_500_and_no_acknowledged_write_is_lost() {
+    const WRITERS: usize = 8;
+    const BARRAGE: usize = 200;
+    let database = TestDatabase::preferred().await;
+    if database.backend() != Backend::Postgres {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: the outage test needs PostgreSQL; not run on SQLite"
+        );
+        return;
+    }
+    let (target, _) = redirect(database.url(), "127.0.0.1:1".parse().unwrap());
+    let mut relay = CuttableRelay::start(target).await;
+    let (_, relayed_url) = redirect(database.url(), relay.address);
+    let app = std::sync::Arc::new(
+        spawn_app_with(
+            database,
+            &[
+                ("DATABASE_URL", &relayed_url),
+                ("DATABASE_ACQUIRE_TIMEOUT", "1"),
+            ],
+        )
+        .await,
+    );
+    let user = TestUser::signed_up(&app).await;
+    let task_id = app.created_task(&user.token, "target").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A write burst that runs before, through and after the outage.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = JoinSet::new();
+    for writer in 0..WRITERS {
+        let (app, token, stop) = (app.clone(), user.token.clone(), stop.clone());
+        writers.spawn(async move {
+            let mut outcomes = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let title = format!("w{writer}-{n:05}");
+                let sent = Instant::now();
+                let response = app.create_task(&token, &json!({"title": title})).await;
+                outcomes.push((
+                    title,
+                    Outcome {
+                        status: response.status().as_u16(),
+                        took: sent.elapsed(),
+                    },
+                ));
+                n += 1;
+            }
+            outcomes
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    relay.cut();
+    let cut_at = Instant::now();
+
+    // Meanwhile, every route at once: 200 requests, 20 at a time.
+    let requests: Vec<_> = (0..BARRAGE)
+        .map(|n| {
+            let (app, token, id) = (app.clone(), user.token.clone(), task_id.clone());
+            async move {
+                let sent = Instant::now();
+                let response = match n % 9 {
+                    0 => app.list_tasks(&token).await,
+                    1 => app.get_task(&token, &id).await,
+                    2 => app.replace_task(&token, &id, &json!({"title": "x"})).await,
+                    3 => app.flip_task(&token, &id).await,
+                    4 => app.delete_task(&token, &id).await,
+                    5 => app.me(&token).await,
+                    6 => app.sign_in("someone@example.io", "password1").await,
+                    7 => {
+                        app.sign_up(&format!("new{n}@example.io"), "password1")
+                            .await
+                    }
+                    _ => app
+                        .client
+                        .get(app.url("/health/ready"))
+                        .send()
+                        .await
+                        .unwrap(),
+                };
+                Outcome {
+                    status: response.status().as_u16(),
+                    took: sent.elapsed(),
+                }
+            }
+        })
+        .collect();
+    let barrage: Vec<Outcome> = futures_util::stream::iter(requests)
+        .buffer_unordered(20)
+        .collect()
+        .await;
+    let health = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let outage_for = cut_at.elapsed().max(Duration::from_secs(3));
+    tokio::time::sleep(outage_for.saturating_sub(cut_at.elapsed())).await;
+    relay.restore().await;
+    let restored_at = Instant::now();
+    let deadline = restored_at + Duration::from_secs(15);
+    while app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != StatusCode::OK
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not ready 15 s after the database came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovered_after = restored_at.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut writes = Vec::new();
+    while let Some(outcomes) = writers.join_next().await {
+        writes.extend(outcomes.unwrap());
+    }
+
+    // Never a 500, never longer than the acquire timeout plus slack.
+    let limit = Duration::from_secs(3);
+    let slowest = barrage
+        .iter()
+        .chain(writes.iter().map(|(_, outcome)| outcome))
+        .map(|outcome| outcome.took)
+        .max()
+        .unwrap();
+    for outcome in &barrage {
+        assert_eq!(outcome.status, 503, "during the outage");
+    }
+    for (title, outcome) in &writes {
+        assert!(
+            matches!(outcome.status, 201 | 503),
+            "{title}: {}",
+            outcome.status
+        );
+    }
+    assert!(slowest < limit, "slowest answer {slowest:?}");
+
+    // Every acknowledged write is stored; nothing else but what was tried.
+    let stored: std::collections::HashSet<String> = DbProbe::connect(app.database.url())
+        .await
+        .tasks()
+        .await
+        .into_iter()
+        .filter_map(|row| row[2].clone())
+        .collect();
+    let acknowledged: Vec<&String> = writes
+        .iter()
+        .filter(|(_, outcome)| outcome.status == 201)
+        .map(|(title, _)| title)
+        .collect();
+    let refused = writes.len() - acknowledged.len();
+    let lost = acknowledged
+        .iter()
+        .filter(|t| !stored.contains(**t))
+        .count();
+    assert_eq!(lost, 0, "acknowledged writes missing after recovery");
+    let refused_but_stored = writes
+        .iter()
+        .filter(|(title, outcome)| outcome.status == 503 && stored.contains(title))
+        .count();
+    let tried: std::collections::HashSet<&String> = writes.iter().map(|(t, _)| t).collect();
+    assert!(
+        stored
+            .iter()
+            .all(|title| title == "target" || tried.contains(title)),
+        "only attempted titles are stored"
+    );
+    assert!(refused > 0 && !acknowledged.is_empty());
+    report(&format!(
+        "outage (relay cut ~{outage_for:?}, DATABASE_ACQUIRE_TIMEOUT=1): barrage of {BARRAGE} \
+         requests on 9 routes -> {BARRAGE} x 503; write burst of {} creates by {WRITERS} writers \
+         -> {} x 201 (all {} stored after recovery, 0 lost), {refused} x 503 ({refused_but_stored} \
+         of them committed before the cut reached the answer), 0 x 500; slowest answer \
+         {slowest:?}; ready again {recovered_after:?} after the database came back",
+        writes.len(),
+        acknowledged.len(),
+        acknowledged.len(),
+    ));
 }
