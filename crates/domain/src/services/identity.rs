@@ -92,7 +92,11 @@ mod tests {
     }
 
     fn identity() -> ExternalIdentity {
-        ExternalIdentity::new("https://auth.example.io", "q2T9xLk0aPz8wR4mN6bV1cY3dF5gH7jK").unwrap()
+        ExternalIdentity::new(
+            "https://auth.example.io",
+            "q2T9xLk0aPz8wR4mN6bV1cY3dF5gH7jK",
+        )
+        .unwrap()
     }
 
     fn email(raw: &str) -> Email {
@@ -228,7 +232,10 @@ mod tests {
     #[tokio::test]
     async fn a_winner_deleted_before_it_could_be_read_is_user_not_found() {
         let mut identities = MockIdentityRepository::new();
-        identities.expect_find_user().times(2).returning(|_| Ok(None));
+        identities
+            .expect_find_user()
+            .times(2)
+            .returning(|_| Ok(None));
         identities
             .expect_insert_linked_user()
             .returning(|_| Ok(Provisioned::AlreadyLinked));
