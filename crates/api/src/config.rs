@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+mod external;
+
+pub use external::ExternalAuthSettings;
+
 /// Where the embedded default database lives, relative to the working
 /// directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://todo-api.sqlite3?mode=rwc";
@@ -58,6 +62,8 @@ pub struct Settings {
     pub jwt_ttl: Duration,
     /// Origins allowed to call the API from a browser.
     pub cors_allowed_origins: Vec<String>,
+    /// Tokens of an external identity provider, when configured.
+    pub external_auth: Option<ExternalAuthSettings>,
 }
 
 impl Settings {
@@ -108,6 +114,9 @@ impl Settings {
             }
         };
 
+        let jwt_issuer = get("JWT_ISSUER").unwrap_or_else(|| "todo-api".to_owned());
+        let external_auth = external::from_lookup(&get, &jwt_issuer)?;
+
         Ok(Self {
             host: get("HOST").unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: parse_or(get("PORT"), "PORT", 8080, "must be a port number")?,
@@ -126,7 +135,7 @@ impl Settings {
             )?),
             jwt_secret,
             jwt_secret_generated,
-            jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "todo-api".to_owned()),
+            jwt_issuer,
             jwt_ttl: Duration::from_secs(parse_or(
                 get("JWT_TTL_SECONDS"),
                 "JWT_TTL_SECONDS",
@@ -142,6 +151,7 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or_default(),
+            external_auth,
         })
         .and_then(Self::checked)
     }

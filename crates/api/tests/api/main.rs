@@ -6,9 +6,11 @@ mod helpers;
 
 mod auth;
 mod concurrency;
+mod external_auth;
 mod general;
 mod health;
 mod isolation;
 mod outage;
+mod provider;
 mod shutdown;
 mod tasks;
