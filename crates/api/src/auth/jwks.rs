@@ -91,6 +91,11 @@ impl Jwks {
             // needed them; an idle pooled connection would be tied to the
             // runtime that opened it, so none is kept.
             .pool_max_idle_per_host(0)
+            // The keys decide who may sign in: they come from the configured
+            // URL only, never from wherever a redirect (perhaps from https
+            // to http) points. A 3xx is a failed fetch, logged with its
+            // status.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("todo-api/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {

@@ -423,6 +423,26 @@ async fn a_hanging_provider_gives_503_within_the_timeout_and_cached_keys_keep_wo
 }
 
 #[tokio::test]
+async fn a_redirected_jwks_request_is_not_followed() {
+    let key = SigningKey::ed25519();
+    let elsewhere = Provider::start(&[&key]).await;
+    let provider = Provider::start(&[]).await;
+    provider.redirect_to(&format!("{}/api/auth/jwks", elsewhere.base_url));
+    let app = spawn_app_trusting(&provider, &[]).await;
+
+    let response = app.me(&key.sign(&provider.user().claims())).await;
+
+    assert_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "auth_unavailable",
+    )
+    .await;
+    assert!(provider.fetches() >= 1);
+    assert_eq!(elsewhere.fetches(), 0, "the redirect was not followed");
+}
+
+#[tokio::test]
 async fn an_external_user_never_sees_a_local_users_tasks_nor_the_other_way_round() {
     let key = SigningKey::ed25519();
     let provider = Provider::start(&[&key]).await;

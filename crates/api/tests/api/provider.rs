@@ -25,6 +25,7 @@ use crate::helpers::{TestApp, spawn_app_with};
 /// What the JWKS endpoint does.
 struct ProviderState {
     jwks: Mutex<Value>,
+    redirect_to: Mutex<Option<String>>,
     hanging: AtomicBool,
     fetches: AtomicUsize,
 }
@@ -44,6 +45,11 @@ async fn jwks(state: web::Data<ProviderState>) -> HttpResponse {
     if state.hanging.load(Ordering::SeqCst) {
         // Longer than any test; the client's timeout must end the wait.
         tokio::time::sleep(Duration::from_secs(600)).await;
+    }
+    if let Some(location) = state.redirect_to.lock().unwrap().clone() {
+        return HttpResponse::Found()
+            .insert_header(("Location", location))
+            .finish();
     }
     let body = state.jwks.lock().unwrap().clone();
     HttpResponse::Ok().json(body)
@@ -73,6 +79,7 @@ impl Provider {
         let address = listener.local_addr().unwrap();
         let state = web::Data::new(ProviderState {
             jwks: Mutex::new(json!({"keys": []})),
+            redirect_to: Mutex::new(None),
             hanging: AtomicBool::new(false),
             fetches: AtomicUsize::new(0),
         });
@@ -95,6 +102,11 @@ impl Provider {
     /// Publishes an arbitrary JWKS document.
     pub fn publish_raw(&self, document: Value) {
         *self.state.jwks.lock().unwrap() = document;
+    }
+
+    /// From now on, JWKS requests are answered `302 Found` to `location`.
+    pub fn redirect_to(&self, location: &str) {
+        *self.state.redirect_to.lock().unwrap() = Some(location.to_owned());
     }
 
     /// JWKS requests received so far.
