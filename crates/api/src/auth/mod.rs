@@ -7,7 +7,7 @@ mod guard;
 mod jwks;
 mod tokens;
 
-pub use external::{ExternalTokenError, ExternalTokens, VerifiedIdentity};
+pub use external::ExternalTokens;
 pub use guard::{AuthenticatedUser, Authenticator, require_user};
-pub use jwks::{Jwks, KeyLookupError, VerificationKey, spawn_refresher};
+pub use jwks::{Jwks, spawn_refresher};
 pub use tokens::{IssuedToken, TokenKeys};
