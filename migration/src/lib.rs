@@ -8,6 +8,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20260201_000001_create_users_and_tasks;
+mod m20260301_000002_external_identities;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -15,6 +16,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20260201_000001_create_users_and_tasks::Migration)]
+        vec![
+            Box::new(m20260201_000001_create_users_and_tasks::Migration),
+            Box::new(m20260301_000002_external_identities::Migration),
+        ]
     }
 }

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+mod external;
+
+pub use external::ExternalAuthSettings;
+
 /// Where the embedded default database lives, relative to the working
 /// directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://todo-api.sqlite3?mode=rwc";
@@ -60,6 +64,8 @@ pub struct Settings {
     pub cors_allowed_origins: Vec<String>,
     /// Abuse and fault limits: rate limits, request timeouts, shutdown.
     pub hardening: HardeningSettings,
+    /// Tokens of an external identity provider, when configured.
+    pub external_auth: Option<ExternalAuthSettings>,
 }
 
 /// Limits that protect the service from abusive or broken clients, and the
@@ -141,6 +147,9 @@ impl Settings {
             }
         };
 
+        let jwt_issuer = get("JWT_ISSUER").unwrap_or_else(|| "todo-api".to_owned());
+        let external_auth = external::from_lookup(&get, &jwt_issuer)?;
+
         Ok(Self {
             host: get("HOST").unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: parse_or(get("PORT"), "PORT", 8080, "must be a port number")?,
@@ -159,7 +168,7 @@ impl Settings {
             )?),
             jwt_secret,
             jwt_secret_generated,
-            jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "todo-api".to_owned()),
+            jwt_issuer,
             jwt_ttl: Duration::from_secs(parse_or(
                 get("JWT_TTL_SECONDS"),
                 "JWT_TTL_SECONDS",
@@ -176,6 +185,7 @@ impl Settings {
                 })
                 .unwrap_or_default(),
             hardening: HardeningSettings::from_lookup(&get)?,
+            external_auth,
         })
         .and_then(Self::checked)
     }

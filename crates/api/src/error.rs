@@ -32,6 +32,10 @@ pub enum ApiError {
     /// The bearer token was not acceptable (whatever the reason).
     #[error("invalid token")]
     InvalidToken,
+    /// A token of the external identity provider could not be checked: its
+    /// key set cannot be fetched and no cached key fits.
+    #[error("external token keys unavailable")]
+    AuthUnavailable,
     /// No route has this path.
     #[error("no such route")]
     RouteNotFound,
@@ -150,6 +154,11 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
                 "Invalid authentication credentials".into(),
+            ),
+            Self::AuthUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "auth_unavailable",
+                "Authentication service temporarily unavailable".into(),
             ),
             Self::RouteNotFound => (StatusCode::NOT_FOUND, "not_found", "Not found".into()),
             Self::MethodNotAllowed { .. } => (

@@ -11,12 +11,13 @@ use actix_web::http::{KeepAlive, Method, header};
 use actix_web::middleware::{Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
-use todo_domain::{AccountService, SystemClock, TaskService};
+use todo_domain::{AccountService, IdentityService, SystemClock, TaskService};
 use todo_persistence::{
-    DatabaseConnection, DatabaseSettings, SeaTaskRepository, SeaUserRepository,
+    DatabaseConnection, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository,
+    SeaUserRepository,
 };
 
-use crate::auth::{Authenticator, TokenKeys, require_user};
+use crate::auth::{Authenticator, ExternalTokens, Jwks, TokenKeys, require_user, spawn_refresher};
 use crate::body::BodyReadTimeout;
 use crate::config::Settings;
 use crate::error::json_error_bodies;
@@ -42,6 +43,9 @@ pub enum StartupError {
     /// The password hasher could not be prepared.
     #[error("password hasher: {0}")]
     Hasher(String),
+    /// The HTTP client for the external provider's JWKS could not be built.
+    #[error("JWKS client: {0}")]
+    JwksClient(#[source] reqwest::Error),
 }
 
 /// Shared state handed to every worker.
@@ -91,9 +95,20 @@ impl Application {
             settings.jwt_issuer.clone(),
             settings.jwt_ttl,
         ));
+        let mut authenticator = Authenticator::new(keys.clone(), accounts.clone());
+        if let Some(external) = &settings.external_auth {
+            let jwks = Arc::new(Jwks::new(external).map_err(StartupError::JwksClient)?);
+            spawn_refresher(&jwks, external.jwks_refresh_interval);
+            let identities = IdentityService::new(
+                Arc::new(SeaIdentityRepository::new(db.clone())),
+                Arc::new(SystemClock),
+            );
+            authenticator = authenticator
+                .with_external_tokens(ExternalTokens::new(external, jwks), Arc::new(identities));
+        }
         let state = AppState {
             tasks: web::Data::new(tasks),
-            authenticator: web::Data::new(Authenticator::new(keys.clone(), accounts.clone())),
+            authenticator: web::Data::new(authenticator),
             accounts: web::Data::from(accounts),
             keys: web::Data::from(keys),
             db: web::Data::new(db),

@@ -9,6 +9,7 @@
 
 mod clock;
 mod error;
+mod identity;
 mod ids;
 pub mod ports;
 mod services;
@@ -18,8 +19,12 @@ mod user;
 
 pub use clock::{Clock, SystemClock};
 pub use error::DomainError;
+pub use identity::{
+    ExternalIdentity, ExternalIdentityError, ISSUER_MAX_CHARS, NewExternalUser, Provisioned,
+    SUBJECT_MAX_CHARS,
+};
 pub use ids::{InvalidId, TaskId, UserId};
-pub use services::{AccountService, TaskService};
+pub use services::{AccountService, IdentityService, TaskService};
 pub use task::{
     CompletionChange, NewTask, Task, TaskChanges, TaskDescription, TaskDescriptionError, TaskTitle,
     TaskTitleError,

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 
 use crate::{
-    CompletionChange, DomainError, Email, NewUser, Password, PasswordHash, Task, TaskChanges,
-    TaskId, Timestamp, User, UserCredentials, UserId,
+    CompletionChange, DomainError, Email, ExternalIdentity, NewExternalUser, NewUser, Password,
+    PasswordHash, Provisioned, Task, TaskChanges, TaskId, Timestamp, User, UserCredentials, UserId,
 };
 
 /// Storage of tasks. Every method that touches one task takes the caller's
@@ -87,7 +87,9 @@ pub trait UserRepository: Send + Sync {
     /// or `Unexpected` otherwise.
     async fn insert(&self, user: &NewUser) -> Result<User, DomainError>;
 
-    /// The id and password hash of the account with this email, if any.
+    /// The id and password hash of the password account with this email,
+    /// if any. Users created from an external identity have no password and
+    /// are never returned here, whatever their email.
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
@@ -130,4 +132,32 @@ pub trait PasswordHasher: Send + Sync {
         candidate: &str,
         stored: Option<PasswordHash>,
     ) -> Result<bool, DomainError>;
+}
+
+/// Storage of the links between external identities and our users.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait IdentityRepository: Send + Sync {
+    /// The user linked to `identity`, if any.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn find_user(&self, identity: &ExternalIdentity) -> Result<Option<User>, DomainError>;
+
+    /// Stores the user and its link in one transaction. When the identity
+    /// is already linked (a racing first request won), stores nothing and
+    /// answers [`Provisioned::AlreadyLinked`]: the unique key on the
+    /// identity decides, so racing requests create exactly one user.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn insert_linked_user(&self, user: &NewExternalUser) -> Result<Provisioned, DomainError>;
+
+    /// Replaces the email of an externally provisioned user and returns the
+    /// updated profile.
+    ///
+    /// # Errors
+    /// `UserNotFound` if the user vanished meanwhile; `Unavailable` or
+    /// `Unexpected`.
+    async fn update_email(&self, id: UserId, email: &Email) -> Result<User, DomainError>;
 }

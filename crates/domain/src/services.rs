@@ -1,5 +1,9 @@
 use std::sync::Arc;
 
+mod identity;
+
+pub use identity::IdentityService;
+
 use crate::ports::{PasswordHasher, TaskRepository, UserRepository};
 use crate::{
     Clock, CompletionChange, DomainError, Email, NewTask, NewUser, Password, Task, TaskChanges,

@@ -153,7 +153,7 @@ mod tests {
         users::Model {
             id: Uuid::now_v7(),
             email: "ada@example.io".into(),
-            password_hash: "$argon2id$v=19$...".into(),
+            password_hash: Some("$argon2id$v=19$...".into()),
             created_at: datetime!(2026-02-06 10:15:23 UTC),
             last_signin_at: None,
         }

@@ -1,6 +1,7 @@
 //! The storage adapters of todo-api: SeaORM implementations of the domain's
-//! `TaskRepository` and `UserRepository` ports, on PostgreSQL and SQLite, and
-//! the code that opens, migrates and probes the database.
+//! `TaskRepository`, `UserRepository` and `IdentityRepository` ports, on
+//! PostgreSQL and SQLite, and the code that opens, migrates and probes the
+//! database.
 //!
 //! This crate depends on `todo-domain` and on the `migration` schema, never
 //! on the HTTP layer. Nothing SeaORM-shaped leaves it except the
@@ -12,6 +13,7 @@ mod connection;
 mod conversions;
 mod entities;
 mod errors;
+mod identity_repository;
 mod task_repository;
 mod timestamps;
 mod user_repository;
@@ -22,6 +24,7 @@ pub mod testing;
 pub use connection::{
     Backend, ConnectError, DatabaseSettings, backend_of, connect, is_ready, migrate,
 };
+pub use identity_repository::SeaIdentityRepository;
 pub use sea_orm::DatabaseConnection;
 pub use task_repository::SeaTaskRepository;
 pub use user_repository::SeaUserRepository;

@@ -66,8 +66,9 @@ impl UserRepository for SeaUserRepository {
                 last_signin_at: None,
             }),
             // The other unique key is the id, a fresh UUIDv7 that does not
-            // collide, so a violation means the email is taken. Only the
-            // index can tell: racing sign-ups both pass any earlier check.
+            // collide, so a violation means the email is taken by another
+            // password account. Only the index can tell: racing sign-ups
+            // both pass any earlier check.
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 Err(DomainError::EmailTaken)
             }
@@ -84,6 +85,10 @@ impl UserRepository for SeaUserRepository {
             .select_only()
             .columns([users::Column::Id, users::Column::PasswordHash])
             .filter(users::Column::Email.eq(email.as_str()))
+            // Users of an external identity may share the address and have
+            // no hash; at most one password account has it (the partial
+            // unique index).
+            .filter(users::Column::PasswordHash.is_not_null())
             .into_tuple::<(Uuid, String)>()
             .one(&self.db)
             .await

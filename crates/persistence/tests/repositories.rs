@@ -13,15 +13,15 @@ use migration::{Migrator, MigratorTrait, SchemaManager};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
 use time::OffsetDateTime;
 use time::macros::datetime;
-use todo_domain::ports::{TaskRepository, UserRepository};
+use todo_domain::ports::{IdentityRepository, TaskRepository, UserRepository};
 use todo_domain::{
-    CompletionChange, DomainError, Email, NewUser, PasswordHash, Task, TaskChanges,
-    TaskDescription, TaskId, TaskTitle, Timestamp, UserId,
+    CompletionChange, DomainError, Email, ExternalIdentity, NewExternalUser, NewUser, PasswordHash,
+    Provisioned, Task, TaskChanges, TaskDescription, TaskId, TaskTitle, Timestamp, UserId,
 };
 use todo_persistence::testing::TestDatabase;
 use todo_persistence::{
-    Backend, DatabaseSettings, SeaTaskRepository, SeaUserRepository, backend_of, connect, is_ready,
-    migrate,
+    Backend, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository, SeaUserRepository,
+    backend_of, connect, is_ready, migrate,
 };
 use uuid::Uuid;
 
@@ -79,12 +79,22 @@ on_both_backends!(
     a_stored_row_that_breaks_a_domain_rule_is_unexpected,
     a_closed_pool_is_unavailable,
     migrations_round_trip_down_and_up,
+    an_identity_is_provisioned_once_and_found_again,
+    twenty_concurrent_provisions_of_one_identity_create_one_user,
+    identities_are_compared_exactly,
+    external_users_may_share_an_email_with_anyone,
+    sign_in_never_finds_an_external_user,
+    update_email_renames_only_external_users,
+    deleting_an_external_user_deletes_the_link,
+    the_identity_migration_keeps_every_user_and_task,
+    rolling_the_identity_migration_back_removes_only_external_users,
 );
 
 /// A migrated database and the two repositories over it.
 struct Store {
     tasks: SeaTaskRepository,
     users: SeaUserRepository,
+    identities: SeaIdentityRepository,
     db: DatabaseConnection,
     backend: Backend,
     /// Dropped last, deleting the database.
@@ -106,6 +116,7 @@ impl Store {
         Store {
             tasks: SeaTaskRepository::new(db.clone()),
             users: SeaUserRepository::new(db.clone()),
+            identities: SeaIdentityRepository::new(db.clone()),
             db,
             backend: database.backend(),
             _database: database,
@@ -139,6 +150,43 @@ impl Store {
             .await
             .expect("raw statement")
             .rows_affected()
+    }
+
+    /// The number a `SELECT COUNT(*) …` written with `$n` placeholders
+    /// answers.
+    async fn count(&self, sql: &str, values: Vec<Value>) -> i64 {
+        let statement = Statement::from_sql_and_values(self.db.get_database_backend(), sql, values);
+        let row = self
+            .db
+            .query_one_raw(statement)
+            .await
+            .expect("count query")
+            .expect("a row");
+        row.try_get_by_index::<i64>(0).expect("a count")
+    }
+
+    /// Stores a user of an external identity that must not exist yet.
+    async fn external_user(&self, subject: &str, email: &str) -> NewExternalUser {
+        let user = new_external_user(subject, email);
+        match self.identities.insert_linked_user(&user).await {
+            Ok(Provisioned::Created(_)) => user,
+            other => panic!("expected a new user, got {other:?}"),
+        }
+    }
+}
+
+const ISSUER: &str = "https://auth.example.io";
+
+fn identity(subject: &str) -> ExternalIdentity {
+    ExternalIdentity::new(ISSUER, subject).unwrap()
+}
+
+fn new_external_user(subject: &str, email: &str) -> NewExternalUser {
+    NewExternalUser {
+        id: UserId::generate(),
+        identity: identity(subject),
+        email: Email::parse(email).unwrap(),
+        created_at: stamp(datetime!(2026-03-01 08:00:00.000_001 UTC)),
     }
 }
 
@@ -717,6 +765,299 @@ async fn migrations_round_trip_down_and_up(store: Store) {
         store.tasks.find_owned(task.id, owner).await.unwrap(),
         Some(task)
     );
+}
+
+// --- external identities ------------------------------------------------------
+
+async fn an_identity_is_provisioned_once_and_found_again(store: Store) {
+    assert_eq!(
+        store
+            .identities
+            .find_user(&identity("q2T9x"))
+            .await
+            .unwrap(),
+        None
+    );
+    let first = new_external_user("q2T9x", "ada@example.io");
+
+    let created = match store.identities.insert_linked_user(&first).await.unwrap() {
+        Provisioned::Created(user) => user,
+        other => panic!("expected Created, got {other:?}"),
+    };
+    assert_eq!(created.id, first.id);
+    assert_eq!(created.email, first.email);
+    assert_eq!(created.created_at, first.created_at);
+    assert_eq!(created.last_signin_at, None);
+    assert_eq!(
+        store
+            .identities
+            .find_user(&identity("q2T9x"))
+            .await
+            .unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        store.users.find_by_id(first.id).await.unwrap(),
+        Some(created)
+    );
+
+    let second = new_external_user("q2T9x", "ada@example.io");
+    assert_eq!(
+        store.identities.insert_linked_user(&second).await.unwrap(),
+        Provisioned::AlreadyLinked
+    );
+    // The loser's user row went with its rolled-back transaction.
+    assert_eq!(store.users.find_by_id(second.id).await.unwrap(), None);
+    assert_eq!(store.count("SELECT COUNT(*) FROM users", vec![]).await, 1);
+}
+
+async fn twenty_concurrent_provisions_of_one_identity_create_one_user(store: Store) {
+    let attempts: Vec<NewExternalUser> = (0..20)
+        .map(|_| new_external_user("racer", "racer@example.io"))
+        .collect();
+    let results = join_all(
+        attempts
+            .iter()
+            .map(|user| store.identities.insert_linked_user(user)),
+    )
+    .await;
+
+    let mut created = Vec::new();
+    for result in results {
+        match result {
+            Ok(Provisioned::Created(user)) => created.push(user),
+            Ok(Provisioned::AlreadyLinked) => {}
+            Err(other) => panic!("expected Created or AlreadyLinked, got {other:?}"),
+        }
+    }
+    assert_eq!(created.len(), 1);
+    assert_eq!(store.count("SELECT COUNT(*) FROM users", vec![]).await, 1);
+    assert_eq!(
+        store
+            .count("SELECT COUNT(*) FROM user_identities", vec![])
+            .await,
+        1
+    );
+    assert_eq!(
+        store
+            .identities
+            .find_user(&identity("racer"))
+            .await
+            .unwrap(),
+        Some(created.remove(0))
+    );
+}
+
+async fn identities_are_compared_exactly(store: Store) {
+    store.external_user("AbC", "one@example.io").await;
+
+    for other in ["abc", "ABC", "AbC ", " AbC"] {
+        assert_eq!(
+            store.identities.find_user(&identity(other)).await.unwrap(),
+            None,
+            "{other:?}"
+        );
+    }
+    let elsewhere = ExternalIdentity::new("https://other.example.io", "AbC").unwrap();
+    assert_eq!(store.identities.find_user(&elsewhere).await.unwrap(), None);
+}
+
+async fn external_users_may_share_an_email_with_anyone(store: Store) {
+    let local = new_user(UserId::generate(), "shared@example.io");
+    store.users.insert(&local).await.unwrap();
+    let first = store.external_user("first", "shared@example.io").await;
+    let second = store.external_user("second", "shared@example.io").await;
+
+    assert_ne!(first.id, second.id);
+    assert_eq!(
+        store
+            .count(
+                "SELECT COUNT(*) FROM users WHERE email = $1",
+                vec!["shared@example.io".into()]
+            )
+            .await,
+        3
+    );
+    // Among password accounts the address is still taken.
+    let err = store
+        .users
+        .insert(&new_user(UserId::generate(), "shared@example.io"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DomainError::EmailTaken), "{err:?}");
+}
+
+async fn sign_in_never_finds_an_external_user(store: Store) {
+    let external = store.external_user("ext", "only-external@example.io").await;
+    assert_eq!(
+        store.users.find_credentials(&external.email).await.unwrap(),
+        None
+    );
+
+    // A password account created later with the same address is the one
+    // sign-in finds.
+    let local = new_user(UserId::generate(), "only-external@example.io");
+    store.users.insert(&local).await.unwrap();
+    let credentials = store
+        .users
+        .find_credentials(&local.email)
+        .await
+        .unwrap()
+        .expect("the password account");
+    assert_eq!(credentials.user_id, local.id);
+}
+
+async fn update_email_renames_only_external_users(store: Store) {
+    let external = store.external_user("ext", "old@example.io").await;
+    let renamed = store
+        .identities
+        .update_email(external.id, &Email::parse("new@example.io").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(renamed.id, external.id);
+    assert_eq!(renamed.email.as_str(), "new@example.io");
+    assert_eq!(
+        store.identities.find_user(&identity("ext")).await.unwrap(),
+        Some(renamed)
+    );
+
+    let local = store.user().await;
+    let before = store.users.find_by_id(local).await.unwrap();
+    let err = store
+        .identities
+        .update_email(local, &Email::parse("hijack@example.io").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DomainError::UserNotFound), "{err:?}");
+    assert_eq!(store.users.find_by_id(local).await.unwrap(), before);
+
+    let err = store
+        .identities
+        .update_email(UserId::generate(), &Email::parse("x@example.io").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DomainError::UserNotFound), "{err:?}");
+}
+
+async fn deleting_an_external_user_deletes_the_link(store: Store) {
+    let external = store.external_user("gone", "gone@example.io").await;
+    let task = store.stored(task(external.id, "theirs", later(0))).await;
+
+    store
+        .raw(
+            "DELETE FROM users WHERE id = $1",
+            vec![external.id.as_uuid().into()],
+        )
+        .await;
+
+    assert_eq!(
+        store.identities.find_user(&identity("gone")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .count("SELECT COUNT(*) FROM user_identities", vec![])
+            .await,
+        0
+    );
+    assert!(!store.tasks.exists(task.id).await.unwrap());
+    // The identity can be provisioned afresh.
+    store.external_user("gone", "gone@example.io").await;
+}
+
+/// Steps back to the first migration, stores rows there, and applies the
+/// identity migration over them: the rebuild of `users` and `tasks` must
+/// keep every row and every value (and, on SQLite, must not let dropping
+/// the old `users` cascade into `tasks`).
+async fn the_identity_migration_keeps_every_user_and_task(store: Store) {
+    Migrator::down(&store.db, Some(1)).await.unwrap();
+    let schema = SchemaManager::new(&store.db);
+    assert!(!schema.has_table("user_identities").await.unwrap());
+
+    let owner = store.user().await;
+    let other = store.user().await;
+    let owner_before = store.users.find_by_id(owner).await.unwrap().unwrap();
+    let signed_in = store.users.record_sign_in(other, later(5)).await.unwrap();
+    let mut kept = vec![
+        store.stored(task(owner, "first", later(1))).await,
+        store.stored(task(owner, "second", later(2))).await,
+    ];
+    let flipped = store
+        .tasks
+        .change_completion_owned(kept[0].id, owner, CompletionChange::Toggle, later(3))
+        .await
+        .unwrap()
+        .unwrap();
+    kept[0] = flipped;
+    let others = store.stored(task(other, "theirs", later(4))).await;
+    let owner_credentials = store
+        .users
+        .find_credentials(&owner_before.email)
+        .await
+        .unwrap();
+
+    Migrator::up(&store.db, None).await.unwrap();
+
+    assert!(schema.has_table("user_identities").await.unwrap());
+    assert_eq!(
+        store.users.find_by_id(owner).await.unwrap(),
+        Some(owner_before.clone())
+    );
+    assert_eq!(
+        store.users.find_by_id(other).await.unwrap(),
+        Some(signed_in)
+    );
+    assert_eq!(
+        store
+            .users
+            .find_credentials(&owner_before.email)
+            .await
+            .unwrap(),
+        owner_credentials
+    );
+    kept.reverse();
+    assert_eq!(store.tasks.list_by_owner(owner).await.unwrap(), kept);
+    assert_eq!(
+        store.tasks.list_by_owner(other).await.unwrap(),
+        vec![others]
+    );
+    // The rebuilt tables still enforce what the first migration did.
+    let err = store
+        .users
+        .insert(&new_user(UserId::generate(), owner_before.email.as_str()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DomainError::EmailTaken), "{err:?}");
+    let deleted = store
+        .raw(
+            "DELETE FROM users WHERE id = $1",
+            vec![owner.as_uuid().into()],
+        )
+        .await;
+    assert_eq!(deleted, 1);
+    assert!(store.tasks.list_by_owner(owner).await.unwrap().is_empty());
+    assert_eq!(store.count("SELECT COUNT(*) FROM tasks", vec![]).await, 1);
+}
+
+async fn rolling_the_identity_migration_back_removes_only_external_users(store: Store) {
+    let local = store.user().await;
+    let local_task = store.stored(task(local, "mine", later(0))).await;
+    let external = store.external_user("ext", "ext@example.io").await;
+    store.stored(task(external.id, "theirs", later(1))).await;
+
+    Migrator::down(&store.db, Some(1)).await.unwrap();
+
+    let schema = SchemaManager::new(&store.db);
+    assert!(!schema.has_table("user_identities").await.unwrap());
+    assert_eq!(store.count("SELECT COUNT(*) FROM users", vec![]).await, 1);
+    assert_eq!(
+        store.tasks.list_by_owner(local).await.unwrap(),
+        vec![local_task]
+    );
+    assert_eq!(store.count("SELECT COUNT(*) FROM tasks", vec![]).await, 1);
+
+    Migrator::up(&store.db, None).await.unwrap();
+    assert!(store.users.find_by_id(local).await.unwrap().is_some());
 }
 
 // --- SQLite only --------------------------------------------------------------

@@ -8,9 +8,10 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 use futures_util::future::{Ready, ready};
 use moka::sync::Cache;
-use todo_domain::{AccountService, DomainError, UserId};
+use todo_domain::{AccountService, DomainError, Email, IdentityService, UserId};
 
 use super::TokenKeys;
+use super::external::ExternalTokens;
 use crate::error::ApiError;
 
 /// How long a user id, once seen in the database, is trusted without asking
@@ -27,6 +28,44 @@ pub struct Authenticator {
     /// Users found in the database recently. Only hits are cached: a forged
     /// token with a random `sub` reaches the database every time and fails.
     known_users: Cache<UserId, ()>,
+    /// Tokens of the external identity provider, when one is configured.
+    external: Option<ExternalAuthentication>,
+}
+
+/// The external provider's verifier and the users its identities map to.
+struct ExternalAuthentication {
+    tokens: ExternalTokens,
+    identities: Arc<IdentityService>,
+    /// Subject → our user and the email last stored, for identities
+    /// resolved recently. A token whose email differs goes to the service,
+    /// which stores the new one.
+    known_identities: Cache<String, (UserId, Email)>,
+}
+
+impl ExternalAuthentication {
+    async fn authenticate(&self, token: &str) -> Result<UserId, ApiError> {
+        let verified = self.tokens.verify(token).await?;
+        let subject = verified.identity.subject().to_owned();
+        if let Some((user_id, email)) = self.known_identities.get(&subject)
+            && email == verified.email
+        {
+            return Ok(user_id);
+        }
+        match self
+            .identities
+            .resolve(verified.identity, verified.email)
+            .await
+        {
+            Ok(user) => {
+                self.known_identities.insert(subject, (user.id, user.email));
+                Ok(user.id)
+            }
+            // Deleted while being resolved; the next request provisions
+            // the identity afresh.
+            Err(DomainError::UserNotFound) => Err(ApiError::InvalidToken),
+            Err(other) => Err(other.into()),
+        }
+    }
 }
 
 impl Authenticator {
@@ -40,17 +79,48 @@ impl Authenticator {
                 .max_capacity(KNOWN_USER_CAPACITY)
                 .time_to_live(KNOWN_USER_TTL)
                 .build(),
+            external: None,
         }
+    }
+
+    /// Also accepts tokens of an external identity provider: those whose
+    /// `iss` is the provider's are verified against its keys only, and the
+    /// identity they prove is resolved to one of our users (created on
+    /// first sight).
+    #[must_use]
+    pub fn with_external_tokens(
+        mut self,
+        tokens: ExternalTokens,
+        identities: Arc<IdentityService>,
+    ) -> Self {
+        self.external = Some(ExternalAuthentication {
+            tokens,
+            identities,
+            known_identities: Cache::builder()
+                .max_capacity(KNOWN_USER_CAPACITY)
+                .time_to_live(KNOWN_USER_TTL)
+                .build(),
+        });
+        self
     }
 
     /// The caller named by the `Authorization` header.
     ///
     /// # Errors
     /// `NotAuthenticated` without a bearer header; `InvalidToken` for any
-    /// token that fails verification or names a missing user; a storage
-    /// error when the user lookup cannot be made.
+    /// token that fails verification or names a missing user;
+    /// `AuthUnavailable` when an external token's key cannot be fetched; a
+    /// storage error when the user lookup cannot be made.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<UserId, ApiError> {
         let token = bearer_token(headers)?;
+        // The unverified `iss` picks the verifier, never the `alg` header:
+        // a token naming the provider meets only the provider's keys, and
+        // every other token only our HS256 key.
+        if let Some(external) = &self.external
+            && external.tokens.claims_issuer(token)
+        {
+            return external.authenticate(token).await;
+        }
         let user_id = self.keys.verify(token).ok_or(ApiError::InvalidToken)?;
         if self.known_users.contains_key(&user_id) {
             return Ok(user_id);

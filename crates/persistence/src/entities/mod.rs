@@ -3,4 +3,5 @@
 //! `timestamps`), and rows become domain values only in `conversions`.
 
 pub(crate) mod tasks;
+pub(crate) mod user_identities;
 pub(crate) mod users;

@@ -6,9 +6,12 @@ use time::OffsetDateTime;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    #[sea_orm(unique)]
+    /// Unique among password accounts only (a partial index): users of an
+    /// external identity provider may share an address with anyone.
     pub email: String,
-    pub password_hash: String,
+    /// `None` for users provisioned from an external identity, who cannot
+    /// sign in with a password.
+    pub password_hash: Option<String>,
     pub created_at: OffsetDateTime,
     pub last_signin_at: Option<OffsetDateTime>,
 }
