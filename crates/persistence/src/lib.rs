@@ -12,6 +12,7 @@ mod connection;
 mod conversions;
 mod entities;
 mod errors;
+mod pool;
 mod task_repository;
 mod timestamps;
 mod user_repository;
@@ -22,6 +23,7 @@ pub mod testing;
 pub use connection::{
     Backend, ConnectError, DatabaseSettings, backend_of, connect, is_ready, migrate,
 };
+pub use pool::{PoolUsage, pool_usage};
 pub use sea_orm::DatabaseConnection;
 pub use task_repository::SeaTaskRepository;
 pub use user_repository::SeaUserRepository;
