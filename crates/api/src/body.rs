@@ -126,7 +126,7 @@ async fn read_limited(payload: &mut Payload) -> Result<BytesMut, ApiError> {
 
 /// Deserializes the whole body, reporting the path of the first field that
 /// did not fit. Trailing bytes after the JSON value are an error too.
-fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut deserializer) {
         Ok(value) => match deserializer.end() {

@@ -58,6 +58,8 @@ pub struct Settings {
     pub jwt_ttl: Duration,
     /// Origins allowed to call the API from a browser.
     pub cors_allowed_origins: Vec<String>,
+    /// Whether `GET /metrics` is served (and requests are counted).
+    pub metrics_enabled: bool,
 }
 
 impl Settings {
@@ -142,6 +144,12 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or_default(),
+            metrics_enabled: parse_or(
+                get("METRICS_ENABLED"),
+                "METRICS_ENABLED",
+                true,
+                "must be true or false",
+            )?,
         })
         .and_then(Self::checked)
     }
@@ -254,6 +262,18 @@ mod tests {
             settings.cors_allowed_origins,
             ["https://a.io", "https://b.io"]
         );
+    }
+
+    #[test]
+    fn metrics_are_on_unless_turned_off() {
+        assert!(settings(&[]).unwrap().metrics_enabled);
+        assert!(
+            !settings(&[("METRICS_ENABLED", "false")])
+                .unwrap()
+                .metrics_enabled
+        );
+        let error = settings(&[("METRICS_ENABLED", "no")]).unwrap_err();
+        assert!(error.to_string().starts_with("METRICS_ENABLED"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_cors::Cors;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::{Method, header};
-use actix_web::middleware::{Logger, from_fn};
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
 use todo_domain::{AccountService, SystemClock, TaskService};
@@ -18,8 +18,10 @@ use todo_persistence::{
 
 use crate::auth::{Authenticator, TokenKeys, require_user};
 use crate::config::Settings;
+use crate::metrics::{Metrics, MetricsError};
 use crate::password::Argon2PasswordHasher;
-use crate::routes::{auth, fallback, health, tasks};
+use crate::routes::{auth, docs, fallback, health, metrics, tasks};
+use crate::telemetry::{self, REQUEST_ID_HEADER};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,9 @@ pub enum StartupError {
     /// The password hasher could not be prepared.
     #[error("password hasher: {0}")]
     Hasher(String),
+    /// The metrics registry could not be built.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
 
 /// Shared state handed to every worker.
@@ -49,6 +54,8 @@ struct AppState {
     authenticator: web::Data<Authenticator>,
     db: web::Data<DatabaseConnection>,
     cors_allowed_origins: Arc<Vec<String>>,
+    metrics: web::Data<Metrics>,
+    metrics_enabled: bool,
 }
 
 /// A bound, not yet running server.
@@ -92,6 +99,8 @@ impl Application {
             keys: web::Data::from(keys),
             db: web::Data::new(db),
             cors_allowed_origins: Arc::new(settings.cors_allowed_origins.clone()),
+            metrics: web::Data::new(Metrics::new()?),
+            metrics_enabled: settings.metrics_enabled,
         };
 
         let address = format!("{}:{}", settings.host, settings.port);
@@ -107,15 +116,32 @@ impl Application {
             })?
             .port();
         let server = HttpServer::new(move || {
+            // The last `wrap` is the outermost: every response, CORS
+            // pre-flights included, is logged and counted.
             App::new()
-                .wrap(Logger::new(r#"%a "%r" %s %b %Dms"#))
                 .wrap(cors(&state.cors_allowed_origins))
+                .wrap(Condition::new(
+                    state.metrics_enabled,
+                    state.metrics.middleware(),
+                ))
+                .wrap(from_fn(telemetry::trace_request))
                 .app_data(state.tasks.clone())
                 .app_data(state.accounts.clone())
                 .app_data(state.keys.clone())
                 .app_data(state.authenticator.clone())
                 .app_data(state.db.clone())
+                .app_data(state.metrics.clone())
                 .configure(routes)
+                .configure(docs::routes)
+                .configure(|config| {
+                    if state.metrics_enabled {
+                        config.service(
+                            web::resource("/metrics")
+                                .route(web::get().to(metrics::metrics))
+                                .default_service(web::to(fallback::method_not_allowed("GET"))),
+                        );
+                    }
+                })
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind { address, source })?
@@ -215,8 +241,16 @@ fn cors(allowed_origins: &[String]) -> Cors {
             Method::PATCH,
             Method::DELETE,
         ])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([header::LOCATION, header::WWW_AUTHENTICATE])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            REQUEST_ID_HEADER,
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::WWW_AUTHENTICATE,
+            REQUEST_ID_HEADER,
+        ])
         .block_on_origin_mismatch(false)
         .max_age(3600);
     for origin in allowed_origins {

@@ -21,10 +21,11 @@ pub use error::DomainError;
 pub use ids::{InvalidId, TaskId, UserId};
 pub use services::{AccountService, TaskService};
 pub use task::{
-    CompletionChange, NewTask, Task, TaskChanges, TaskDescription, TaskDescriptionError, TaskTitle,
-    TaskTitleError,
+    CompletionChange, DESCRIPTION_MAX_CHARS, NewTask, TITLE_MAX_CHARS, Task, TaskChanges,
+    TaskDescription, TaskDescriptionError, TaskTitle, TaskTitleError,
 };
 pub use timestamp::Timestamp;
 pub use user::{
-    Email, EmailError, NewUser, Password, PasswordError, PasswordHash, User, UserCredentials,
+    EMAIL_MAX_CHARS, Email, EmailError, NewUser, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, Password,
+    PasswordError, PasswordHash, User, UserCredentials,
 };

@@ -6,9 +6,12 @@ mod helpers;
 
 mod auth;
 mod concurrency;
+mod docs;
 mod general;
 mod health;
 mod isolation;
+mod metrics;
 mod outage;
 mod shutdown;
 mod tasks;
+mod telemetry;
