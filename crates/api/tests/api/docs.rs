@@ -121,6 +121,11 @@ async fn the_ui_and_its_assets_are_served_from_the_binary() {
         initializer.contains(r#""url": "/openapi.json""#),
         "{initializer}"
     );
+    // No badge fetched from swagger.io: the page makes no outside call.
+    assert!(
+        initializer.contains(r#""validatorUrl": "none""#),
+        "{initializer}"
+    );
 }
 
 #[tokio::test]
