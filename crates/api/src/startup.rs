@@ -135,11 +135,7 @@ impl Application {
                 .configure(docs::routes)
                 .configure(|config| {
                     if state.metrics_enabled {
-                        config.service(
-                            web::resource("/metrics")
-                                .route(web::get().to(metrics::metrics))
-                                .default_service(web::to(fallback::method_not_allowed("GET"))),
-                        );
+                        metrics::routes(config);
                     }
                 })
         })

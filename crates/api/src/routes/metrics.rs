@@ -4,9 +4,19 @@ use todo_persistence::DatabaseConnection;
 
 use crate::error::ApiError;
 use crate::metrics::{CONTENT_TYPE, Metrics};
+use crate::routes::fallback;
 
-/// `GET /metrics`: Prometheus text format. Mounted only when
-/// `METRICS_ENABLED` is on.
+/// Mounts `GET /metrics`; left out when `METRICS_ENABLED` is off, so the
+/// path is then as unknown (404) as any other.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config.service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics))
+            .default_service(web::to(fallback::method_not_allowed("GET"))),
+    );
+}
+
+/// `GET /metrics`: Prometheus text format.
 pub async fn metrics(
     metrics: web::Data<Metrics>,
     db: web::Data<DatabaseConnection>,
