@@ -168,7 +168,7 @@ async fn read_all(payload: &mut Payload) -> Result<BytesMut, ApiError> {
 
 /// Deserializes the whole body, reporting the path of the first field that
 /// did not fit. Trailing bytes after the JSON value are an error too.
-fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Every body of the contract is an object. serde would also fill a
     // struct from an array (`["title"]`), which no client means.
     let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());

@@ -66,6 +66,8 @@ pub struct Settings {
     pub hardening: HardeningSettings,
     /// Tokens of an external identity provider, when configured.
     pub external_auth: Option<ExternalAuthSettings>,
+    /// Whether `GET /metrics` is served (and requests are counted).
+    pub metrics_enabled: bool,
 }
 
 /// Limits that protect the service from abusive or broken clients, and the
@@ -186,6 +188,12 @@ impl Settings {
                 .unwrap_or_default(),
             hardening: HardeningSettings::from_lookup(&get)?,
             external_auth,
+            metrics_enabled: parse_or(
+                get("METRICS_ENABLED"),
+                "METRICS_ENABLED",
+                true,
+                "must be true or false",
+            )?,
         })
         .and_then(Self::checked)
     }
@@ -362,6 +370,18 @@ mod tests {
             settings.cors_allowed_origins,
             ["https://a.io", "https://b.io"]
         );
+    }
+
+    #[test]
+    fn metrics_are_on_unless_turned_off() {
+        assert!(settings(&[]).unwrap().metrics_enabled);
+        assert!(
+            !settings(&[("METRICS_ENABLED", "false")])
+                .unwrap()
+                .metrics_enabled
+        );
+        let error = settings(&[("METRICS_ENABLED", "no")]).unwrap_err();
+        assert!(error.to_string().starts_with("METRICS_ENABLED"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use todo_domain::{
     CompletionChange, DomainError, NewTask, Task, TaskChanges, TaskDescription, TaskTitle,
     Timestamp, User,
 };
+use utoipa::ToSchema;
 
 use uuid::Uuid;
 
@@ -60,21 +61,29 @@ fn serialize_optional_timestamp<S: Serializer>(
 }
 
 /// Body of sign-up and sign-in.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Credentials)]
 pub struct CredentialsRequest {
     /// As typed; normalised by the domain.
+    #[schema(schema_with = crate::openapi::schemas::email)]
     pub email: String,
     /// As typed.
+    #[schema(schema_with = crate::openapi::schemas::password)]
     pub password: String,
 }
 
 /// Body of `POST /api/tasks` and `PUT /api/tasks/{id}`. Fields a client
 /// must not set (`id`, `user_id`, timestamps) are simply not read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = TaskInput)]
 pub struct TaskRequest {
+    #[schema(schema_with = crate::openapi::schemas::title)]
     title: String,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::schemas::description)]
     description: Option<String>,
+    /// On creation, defaults to `false`; on replacement, left as it is
+    /// when absent or `null`.
     #[serde(default)]
     completed: Option<bool>,
 }
@@ -107,8 +116,10 @@ impl TaskRequest {
 }
 
 /// Optional body of `PATCH /api/tasks/{id}/complete`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CompletionInput)]
 pub struct CompletionRequest {
+    /// `true` or `false` sets the state; absent or `null` flips it.
     #[serde(default)]
     completed: Option<bool>,
 }
@@ -125,15 +136,21 @@ impl CompletionRequest {
 }
 
 /// A task as clients see it: no owner.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Task)]
 pub struct TaskResponse {
     id: Uuid,
+    /// Trimmed, 1 to 500 characters.
     title: String,
+    /// Trimmed, 1 to 2000 characters, or `null`.
+    #[schema(required = true)]
     description: Option<String>,
     completed: bool,
     #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-02-06T10:15:30.123456Z")]
     created_at: Timestamp,
     #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-02-06T10:15:30.123456Z")]
     updated_at: Timestamp,
 }
 
@@ -151,13 +168,19 @@ impl From<Task> for TaskResponse {
 }
 
 /// A user's profile: no password hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
 pub struct UserResponse {
     id: Uuid,
+    /// Trimmed and lowercased.
+    #[schema(example = "ada@example.io")]
     email: String,
     #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-02-06T10:15:30.123456Z")]
     created_at: Timestamp,
+    /// `null` until the first sign-in.
     #[serde(serialize_with = "serialize_optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     last_signin_at: Option<Timestamp>,
 }
 
@@ -173,10 +196,15 @@ impl From<User> for UserResponse {
 }
 
 /// The answer to a successful sign-up or sign-in.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuthResponse {
+    /// A JWT (HS256) to send as `Authorization: Bearer <access_token>`.
     access_token: String,
+    /// Always `bearer`.
+    #[schema(value_type = String, pattern = "^bearer$", example = "bearer")]
     token_type: &'static str,
+    /// Seconds until the token expires.
+    #[schema(example = 86400)]
     expires_in: u64,
     user: UserResponse,
 }
@@ -195,9 +223,11 @@ impl AuthResponse {
 }
 
 /// The body of the health endpoints.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Status)]
 pub struct StatusResponse {
     /// `ok` or `ready`.
+    #[schema(value_type = String, example = "ok")]
     pub status: &'static str,
 }
 

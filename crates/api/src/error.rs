@@ -12,7 +12,7 @@ use serde::Serialize;
 use todo_domain::DomainError;
 
 /// One field that failed to deserialize, for the 422 `errors` list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The JSON path of the field (`title`, `.` for the whole body).
     pub field: String,
@@ -90,8 +90,9 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// Status, machine code and human detail: the single mapping.
-    fn parts(&self) -> (StatusCode, &'static str, Cow<'static, str>) {
+    /// Status, machine code and human detail: the single mapping (the
+    /// API description is built from it too).
+    pub(crate) fn parts(&self) -> (StatusCode, &'static str, Cow<'static, str>) {
         use DomainError as D;
         let (status, code, detail): (StatusCode, &'static str, Cow<'static, str>) = match self {
             Self::Domain(error) => match error {

@@ -10,6 +10,8 @@ pub mod body;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod metrics;
+pub mod openapi;
 pub mod password;
 pub mod rate_limit;
 pub mod routes;

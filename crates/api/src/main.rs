@@ -6,7 +6,11 @@ use todo_api::{Application, Settings, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
+    if let Err(error) = telemetry::init() {
+        // No subscriber yet: the message goes straight to stderr.
+        eprintln!("configuration: {error}");
+        return ExitCode::FAILURE;
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => {

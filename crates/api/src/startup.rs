@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_cors::Cors;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::{KeepAlive, Method, header};
-use actix_web::middleware::{Logger, from_fn};
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
 use todo_domain::{AccountService, IdentityService, SystemClock, TaskService};
@@ -21,10 +21,12 @@ use crate::auth::{Authenticator, ExternalTokens, Jwks, TokenKeys, require_user, 
 use crate::body::BodyReadTimeout;
 use crate::config::Settings;
 use crate::error::json_error_bodies;
+use crate::metrics::{Metrics, MetricsError};
 use crate::password::Argon2PasswordHasher;
 use crate::rate_limit::{AuthRateLimiter, limit_auth_attempts};
-use crate::routes::{auth, fallback, health, tasks};
+use crate::routes::{auth, docs, fallback, health, metrics, tasks};
 use crate::security_headers::add_security_headers;
+use crate::telemetry::{self, REQUEST_ID_HEADER};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,9 @@ pub enum StartupError {
     /// The HTTP client for the external provider's JWKS could not be built.
     #[error("JWKS client: {0}")]
     JwksClient(#[source] reqwest::Error),
+    /// The metrics registry could not be built.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
 
 /// Shared state handed to every worker.
@@ -59,6 +64,8 @@ struct AppState {
     cors_allowed_origins: Arc<Vec<String>>,
     auth_rate_limiter: web::Data<AuthRateLimiter>,
     body_read_timeout: BodyReadTimeout,
+    metrics: web::Data<Metrics>,
+    metrics_enabled: bool,
 }
 
 /// A bound, not yet running server.
@@ -115,6 +122,8 @@ impl Application {
             cors_allowed_origins: Arc::new(settings.cors_allowed_origins.clone()),
             auth_rate_limiter: web::Data::new(AuthRateLimiter::new(&settings.hardening)),
             body_read_timeout: BodyReadTimeout(settings.hardening.request_body_timeout),
+            metrics: web::Data::new(Metrics::new()?),
+            metrics_enabled: settings.metrics_enabled,
         };
 
         let address = format!("{}:{}", settings.host, settings.port);
@@ -131,12 +140,19 @@ impl Application {
             .port();
         let hardening = &settings.hardening;
         let server = HttpServer::new(move || {
+            // The last `wrap` is the outermost: every response, CORS
+            // pre-flights included, is logged and counted.
             App::new()
-                .wrap(Logger::new(r#"%a "%r" %s %b %Dms"#))
                 .wrap(cors(&state.cors_allowed_origins))
                 .wrap(from_fn(json_error_bodies))
-                // Outermost, so pre-flights and every error are covered.
+                .wrap(Condition::new(
+                    state.metrics_enabled,
+                    state.metrics.middleware(),
+                ))
+                // Security headers on every answer, pre-flights and errors
+                // included; only the request log sits outside them.
                 .wrap(from_fn(add_security_headers))
+                .wrap(from_fn(telemetry::trace_request))
                 .app_data(state.tasks.clone())
                 .app_data(state.accounts.clone())
                 .app_data(state.keys.clone())
@@ -144,7 +160,14 @@ impl Application {
                 .app_data(state.db.clone())
                 .app_data(state.auth_rate_limiter.clone())
                 .app_data(state.body_read_timeout)
+                .app_data(state.metrics.clone())
                 .configure(routes)
+                .configure(docs::routes)
+                .configure(|config| {
+                    if state.metrics_enabled {
+                        metrics::routes(config);
+                    }
+                })
         })
         // SIGTERM: stop accepting at once, give in-flight requests this
         // long, then exit.
@@ -264,8 +287,16 @@ fn cors(allowed_origins: &[String]) -> Cors {
             Method::PATCH,
             Method::DELETE,
         ])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([header::LOCATION, header::WWW_AUTHENTICATE])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            REQUEST_ID_HEADER,
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::WWW_AUTHENTICATE,
+            REQUEST_ID_HEADER,
+        ])
         .block_on_origin_mismatch(false)
         .max_age(3600);
     for origin in allowed_origins {

@@ -26,10 +26,11 @@ pub use identity::{
 pub use ids::{InvalidId, TaskId, UserId};
 pub use services::{AccountService, IdentityService, TaskService};
 pub use task::{
-    CompletionChange, NewTask, Task, TaskChanges, TaskDescription, TaskDescriptionError, TaskTitle,
-    TaskTitleError,
+    CompletionChange, DESCRIPTION_MAX_CHARS, NewTask, TITLE_MAX_CHARS, Task, TaskChanges,
+    TaskDescription, TaskDescriptionError, TaskTitle, TaskTitleError,
 };
 pub use timestamp::Timestamp;
 pub use user::{
-    Email, EmailError, NewUser, Password, PasswordError, PasswordHash, User, UserCredentials,
+    EMAIL_MAX_CHARS, Email, EmailError, NewUser, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, Password,
+    PasswordError, PasswordHash, User, UserCredentials,
 };

@@ -14,6 +14,7 @@ mod conversions;
 mod entities;
 mod errors;
 mod identity_repository;
+mod pool;
 mod task_repository;
 mod timestamps;
 mod user_repository;
@@ -25,6 +26,7 @@ pub use connection::{
     Backend, ConnectError, DatabaseSettings, backend_of, connect, is_ready, migrate,
 };
 pub use identity_repository::SeaIdentityRepository;
+pub use pool::{PoolUsage, pool_usage};
 pub use sea_orm::DatabaseConnection;
 pub use task_repository::SeaTaskRepository;
 pub use user_repository::SeaUserRepository;

@@ -5,8 +5,24 @@ use crate::auth::{AuthenticatedUser, TokenKeys};
 use crate::body::JsonBody;
 use crate::dto::{AuthResponse, CredentialsRequest, UserResponse};
 use crate::error::ApiError;
+use crate::openapi::responses::{
+    EmailTaken, InvalidCredentials, InvalidSignUp, MalformedBody, PayloadTooLarge,
+    ServiceUnavailable, Unauthenticated, UnsupportedMediaType,
+};
 
-/// `POST /api/auth/signup`
+/// Sign up
+///
+/// Creates an account and signs it in. Of several sign-ups racing for one
+/// email, exactly one succeeds.
+#[utoipa::path(
+    post, path = "/api/auth/signup", tag = "auth",
+    request_body(content = CredentialsRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created and signed in.", body = AuthResponse),
+        InvalidSignUp, EmailTaken, PayloadTooLarge, UnsupportedMediaType, MalformedBody,
+        ServiceUnavailable,
+    ),
+)]
 pub async fn sign_up(
     accounts: web::Data<AccountService>,
     keys: web::Data<TokenKeys>,
@@ -19,7 +35,19 @@ pub async fn sign_up(
     Ok(HttpResponse::Created().json(AuthResponse::new(token, user)))
 }
 
-/// `POST /api/auth/signin`
+/// Sign in
+///
+/// The email is trimmed and lowercased as at sign-up. Records
+/// `last_signin_at`.
+#[utoipa::path(
+    post, path = "/api/auth/signin", tag = "auth",
+    request_body(content = CredentialsRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Signed in.", body = AuthResponse),
+        InvalidCredentials, PayloadTooLarge, UnsupportedMediaType, MalformedBody,
+        ServiceUnavailable,
+    ),
+)]
 pub async fn sign_in(
     accounts: web::Data<AccountService>,
     keys: web::Data<TokenKeys>,
@@ -30,7 +58,14 @@ pub async fn sign_in(
     Ok(HttpResponse::Ok().json(AuthResponse::new(token, user)))
 }
 
-/// `GET /api/auth/me`
+/// The caller's profile
+#[utoipa::path(
+    get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller.", body = UserResponse),
+        Unauthenticated, ServiceUnavailable,
+    ),
+)]
 pub async fn me(
     caller: AuthenticatedUser,
     accounts: web::Data<AccountService>,

@@ -3,13 +3,29 @@ use todo_persistence::DatabaseConnection;
 
 use crate::dto::StatusResponse;
 use crate::error::ApiError;
+use crate::openapi::responses::NotReady;
 
-/// `GET /health`: the process is up. Touches nothing else.
+/// Liveness
+///
+/// The process is up. Touches nothing else.
+#[utoipa::path(
+    get, path = "/health", tag = "health",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = StatusResponse)),
+)]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(StatusResponse { status: "ok" })
 }
 
-/// `GET /health/ready`: the database answers.
+/// Readiness
+///
+/// The database answers.
+#[utoipa::path(
+    get, path = "/health/ready", tag = "health",
+    responses(
+        (status = 200, description = "`{\"status\": \"ready\"}`", body = StatusResponse),
+        NotReady,
+    ),
+)]
 pub async fn ready(db: web::Data<DatabaseConnection>) -> Result<HttpResponse, ApiError> {
     if todo_persistence::is_ready(&db).await {
         Ok(HttpResponse::Ok().json(StatusResponse { status: "ready" }))

@@ -2,6 +2,8 @@
 //! extractors), calls one service method, and maps the result.
 
 pub mod auth;
+pub mod docs;
 pub mod fallback;
 pub mod health;
+pub mod metrics;
 pub mod tasks;

@@ -8,6 +8,10 @@ use crate::auth::AuthenticatedUser;
 use crate::body::{JsonBody, OptionalJsonBody};
 use crate::dto::{CompletionRequest, TaskRequest, TaskResponse};
 use crate::error::ApiError;
+use crate::openapi::responses::{
+    Forbidden, InvalidTask, InvalidTaskId, MalformedBody, MalformedBodyOrTaskId, PayloadTooLarge,
+    ServiceUnavailable, TaskNotFound, Unauthenticated, UnsupportedMediaType,
+};
 
 /// The `{id}` segment of a task route, parsed.
 pub struct TaskIdPath(TaskId);
@@ -27,7 +31,17 @@ impl FromRequest for TaskIdPath {
     }
 }
 
-/// `GET /api/tasks`
+/// List the caller's tasks
+///
+/// Only the caller's own tasks, newest first (`created_at` descending, then
+/// `id` descending).
+#[utoipa::path(
+    get, path = "/api/tasks", tag = "tasks", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's tasks, newest first.", body = [TaskResponse]),
+        Unauthenticated, ServiceUnavailable,
+    ),
+)]
 pub async fn list_tasks(
     caller: AuthenticatedUser,
     tasks: web::Data<TaskService>,
@@ -41,7 +55,20 @@ pub async fn list_tasks(
     Ok(HttpResponse::Ok().json(list))
 }
 
-/// `POST /api/tasks`
+/// Create a task
+///
+/// `completed` defaults to `false`. Fields a client must not set (`id`,
+/// `user_id`, timestamps) are ignored.
+#[utoipa::path(
+    post, path = "/api/tasks", tag = "tasks", security(("bearer" = [])),
+    request_body(content = TaskRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created.", body = TaskResponse,
+            headers(("Location" = String, description = "`/api/tasks/{id}` of the new task."))),
+        InvalidTask, Unauthenticated, PayloadTooLarge, UnsupportedMediaType, MalformedBody,
+        ServiceUnavailable,
+    ),
+)]
 pub async fn create_task(
     caller: AuthenticatedUser,
     tasks: web::Data<TaskService>,
@@ -53,7 +80,15 @@ pub async fn create_task(
         .json(TaskResponse::from(task)))
 }
 
-/// `GET /api/tasks/{id}`
+/// Get one task
+#[utoipa::path(
+    get, path = "/api/tasks/{id}", tag = "tasks", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The task's id.")),
+    responses(
+        (status = 200, description = "The task.", body = TaskResponse),
+        Unauthenticated, Forbidden, TaskNotFound, InvalidTaskId, ServiceUnavailable,
+    ),
+)]
 pub async fn get_task(
     caller: AuthenticatedUser,
     tasks: web::Data<TaskService>,
@@ -63,7 +98,19 @@ pub async fn get_task(
     Ok(HttpResponse::Ok().json(TaskResponse::from(task)))
 }
 
-/// `PUT /api/tasks/{id}`
+/// Replace a task's title and description
+///
+/// An absent `description` clears it; `completed` changes only when sent.
+#[utoipa::path(
+    put, path = "/api/tasks/{id}", tag = "tasks", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The task's id.")),
+    request_body(content = TaskRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The task as it is now.", body = TaskResponse),
+        InvalidTask, Unauthenticated, Forbidden, TaskNotFound, PayloadTooLarge,
+        UnsupportedMediaType, MalformedBodyOrTaskId, ServiceUnavailable,
+    ),
+)]
 pub async fn replace_task(
     caller: AuthenticatedUser,
     tasks: web::Data<TaskService>,
@@ -76,7 +123,17 @@ pub async fn replace_task(
     Ok(HttpResponse::Ok().json(TaskResponse::from(task)))
 }
 
-/// `DELETE /api/tasks/{id}`
+/// Delete a task
+///
+/// A second delete of the same task is 404.
+#[utoipa::path(
+    delete, path = "/api/tasks/{id}", tag = "tasks", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The task's id.")),
+    responses(
+        (status = 204, description = "Deleted; no body."),
+        Unauthenticated, Forbidden, TaskNotFound, InvalidTaskId, ServiceUnavailable,
+    ),
+)]
 pub async fn delete_task(
     caller: AuthenticatedUser,
     tasks: web::Data<TaskService>,
@@ -86,7 +143,22 @@ pub async fn delete_task(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `PATCH /api/tasks/{id}/complete`
+/// Complete, reopen or flip a task
+///
+/// No body, an empty body, or `{}` flips `completed`; `{"completed": true}`
+/// or `false` sets it (so repeating it changes nothing). Concurrent flips
+/// never lose an update.
+#[utoipa::path(
+    patch, path = "/api/tasks/{id}/complete", tag = "tasks", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The task's id.")),
+    request_body(content = Option<CompletionRequest>, content_type = "application/json",
+        description = "Optional."),
+    responses(
+        (status = 200, description = "The task as it is now.", body = TaskResponse),
+        Unauthenticated, Forbidden, TaskNotFound, PayloadTooLarge, UnsupportedMediaType,
+        MalformedBodyOrTaskId, ServiceUnavailable,
+    ),
+)]
 pub async fn change_completion(
     caller: AuthenticatedUser,
     tasks: web::Data<TaskService>,

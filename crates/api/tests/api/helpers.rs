@@ -25,7 +25,7 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the application on `database` with extra environment settings.
 pub async fn spawn_app_with(database: TestDatabase, extra: &[(&str, &str)]) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
-        todo_api::telemetry::init();
+        todo_api::telemetry::init().expect("LOG_FORMAT is json or pretty");
     }
     let mut vars: HashMap<String, String> = [
         ("DATABASE_URL", database.url()),

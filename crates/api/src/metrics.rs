@@ -1,0 +1,108 @@
+//! Prometheus metrics: request counts and latency histograms per route
+//! pattern, method and status (recorded by actix-web-prom's middleware),
+//! and the database pool's usage, read at each scrape.
+//!
+//! Each [`Metrics`] owns its registry, so several applications in one
+//! process (the test suite) do not count each other's requests.
+
+use actix_web_prom::{
+    ActixMetricsConfiguration, LabelsConfiguration, PrometheusMetrics, PrometheusMetricsBuilder,
+};
+use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, TextEncoder};
+use todo_persistence::DatabaseConnection;
+
+/// Prefix of every metric name.
+pub const NAMESPACE: &str = "todo_api";
+/// The `route` label of requests no route matched: their paths are
+/// unbounded, so they share one label value.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The content type of the Prometheus text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Why the metrics could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: {0}")]
+pub struct MetricsError(String);
+
+impl From<prometheus::Error> for MetricsError {
+    fn from(error: prometheus::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// The request middleware and the pool gauges, over one registry.
+#[derive(Clone)]
+pub struct Metrics {
+    requests: PrometheusMetrics,
+    pool_connections: IntGaugeVec,
+    pool_max_connections: IntGauge,
+}
+
+impl Metrics {
+    /// A fresh registry with the request and pool metrics registered.
+    ///
+    /// # Errors
+    /// Only if two metrics were given the same name.
+    pub fn new() -> Result<Self, MetricsError> {
+        let requests = PrometheusMetricsBuilder::new(NAMESPACE)
+            .mask_unmatched_patterns(UNMATCHED_ROUTE)
+            .metrics_configuration(
+                ActixMetricsConfiguration::default()
+                    .labels(LabelsConfiguration::default().endpoint("route")),
+            )
+            .build()
+            .map_err(|error| MetricsError(error.to_string()))?;
+        let pool_connections = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "Open database connections, by state (idle or in_use).",
+            )
+            .namespace(NAMESPACE),
+            &["state"],
+        )?;
+        let pool_max_connections = IntGauge::with_opts(
+            Opts::new(
+                "db_pool_max_connections",
+                "The most database connections the pool will open.",
+            )
+            .namespace(NAMESPACE),
+        )?;
+        requests
+            .registry
+            .register(Box::new(pool_connections.clone()))?;
+        requests
+            .registry
+            .register(Box::new(pool_max_connections.clone()))?;
+        Ok(Self {
+            requests,
+            pool_connections,
+            pool_max_connections,
+        })
+    }
+
+    /// The middleware that counts and times every request.
+    pub fn middleware(&self) -> PrometheusMetrics {
+        self.requests.clone()
+    }
+
+    /// Every metric in the text exposition format, the pool gauges read
+    /// just now.
+    ///
+    /// # Errors
+    /// Only if a metric cannot be encoded.
+    pub fn render(&self, db: &DatabaseConnection) -> Result<String, MetricsError> {
+        if let Some(usage) = todo_persistence::pool_usage(db) {
+            self.pool_connections
+                .with_label_values(&["idle"])
+                .set(usage.idle.into());
+            self.pool_connections
+                .with_label_values(&["in_use"])
+                .set(usage.in_use().into());
+            self.pool_max_connections.set(usage.max.into());
+        }
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.requests.registry.gather(), &mut buffer)?;
+        String::from_utf8(buffer).map_err(|error| MetricsError(error.to_string()))
+    }
+}

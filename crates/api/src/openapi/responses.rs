@@ -1,0 +1,258 @@
+//! Reusable error responses. Each is built from sample [`ApiError`]s, so
+//! the status, the `code` values and the example `detail`s in the document
+//! come from the single mapping in `error.rs` and cannot drift from it.
+//! The `code` property of each response is an `enum` of exactly the codes
+//! that response can carry, so a client can branch on it and a fuzzer can
+//! hold the server to it.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use serde_json::json;
+use todo_domain::{DomainError, EmailError, PasswordError, TaskDescriptionError, TaskTitleError};
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::example::ExampleBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Ref, Type};
+use utoipa::openapi::{RefOr, Schema};
+
+use crate::error::ApiError;
+
+/// Declares one response type per entry: a unit struct that a handler's
+/// `#[utoipa::path(responses(...))]` names, and that the document lists
+/// once under `components/responses`.
+macro_rules! error_responses {
+    ($($(#[$doc:meta])* $name:ident: $description:literal => [$($sample:expr),+ $(,)?];)+) => {
+        $(
+            $(#[$doc])*
+            pub struct $name;
+
+            impl utoipa::IntoResponses for $name {
+                fn responses() -> BTreeMap<String, RefOr<Response>> {
+                    let samples = [$($sample),+];
+                    BTreeMap::from([(
+                        status_of(&samples).as_str().to_owned(),
+                        RefOr::Ref(Ref::from_response_name(stringify!($name))),
+                    )])
+                }
+            }
+
+            impl utoipa::ToResponse<'static> for $name {
+                fn response() -> (&'static str, RefOr<Response>) {
+                    (stringify!($name), RefOr::T(build($description, &[$($sample),+])))
+                }
+            }
+        )+
+
+        /// Every error response: its component name and its samples.
+        #[cfg(test)]
+        pub(crate) fn catalogue() -> Vec<(&'static str, Vec<ApiError>)> {
+            vec![$((stringify!($name), vec![$($sample),+])),+]
+        }
+    };
+}
+
+error_responses! {
+    /// 401 on every route that needs a caller.
+    Unauthenticated: "No `Authorization: Bearer` header (`not_authenticated`), or a token that is \
+        malformed, forged, expired, of another issuer, or of a user that no longer exists \
+        (`invalid_token`). Carries `WWW-Authenticate: Bearer`." => [
+        ApiError::NotAuthenticated,
+        ApiError::InvalidToken,
+    ];
+    /// 401 of a failed sign-in.
+    InvalidCredentials: "Unknown email or wrong password; the two are not told apart. \
+        Carries `WWW-Authenticate: Bearer`." => [
+        ApiError::Domain(DomainError::InvalidCredentials),
+    ];
+    /// 400 of a sign-up that breaks a rule.
+    InvalidSignUp: "The email is not a plausible address, or the password is too short or too long." => [
+        ApiError::Domain(EmailError::Malformed.into()),
+        ApiError::Domain(EmailError::TooLong.into()),
+        ApiError::Domain(PasswordError::TooShort.into()),
+        ApiError::Domain(PasswordError::TooLong.into()),
+    ];
+    /// 400 of a task body that breaks a rule.
+    InvalidTask: "The title is empty after trimming, too long, or contains U+0000; or the \
+        description is too long or contains U+0000." => [
+        ApiError::Domain(TaskTitleError::Empty.into()),
+        ApiError::Domain(TaskTitleError::TooLong.into()),
+        ApiError::Domain(TaskTitleError::ContainsNul.into()),
+        ApiError::Domain(TaskDescriptionError::TooLong.into()),
+        ApiError::Domain(TaskDescriptionError::ContainsNul.into()),
+    ];
+    /// 403: the task is someone else's.
+    Forbidden: "The task belongs to another user." => [
+        ApiError::Domain(DomainError::Forbidden),
+    ];
+    /// 404: no task has this id.
+    TaskNotFound: "No task has this id (or it was deleted)." => [
+        ApiError::Domain(DomainError::TaskNotFound),
+    ];
+    /// 409: the email is registered already.
+    EmailTaken: "Another account uses this email (after trimming and lowercasing)." => [
+        ApiError::Domain(DomainError::EmailTaken),
+    ];
+    /// 413 of an oversized body.
+    PayloadTooLarge: "The body is larger than 65,536 bytes as received (chunked uploads included)." => [
+        ApiError::PayloadTooLarge,
+    ];
+    /// 415 of a body that is not JSON.
+    UnsupportedMediaType: "The body is not `application/json` (parameters such as \
+        `; charset=utf-8` are fine; `text/json` is not)." => [
+        ApiError::UnsupportedMediaType,
+    ];
+    /// 422 of a malformed body.
+    MalformedBody: "The body is not UTF-8, not JSON, or not of the expected shape (a missing \
+        field, a wrong type). `errors` names the field at fault." => [
+        malformed_body_sample(),
+    ];
+    /// 422 of a bad `{id}` segment.
+    InvalidTaskId: "The `{id}` path segment is not a hyphenated UUID." => [
+        ApiError::InvalidTaskId,
+    ];
+    /// 422 of a route with both an `{id}` and a body.
+    MalformedBodyOrTaskId: "The `{id}` path segment is not a hyphenated UUID \
+        (`invalid_task_id`), or the body is malformed (`validation_error`, with `errors`)." => [
+        ApiError::InvalidTaskId,
+        malformed_body_sample(),
+    ];
+    /// 503 while the database is unreachable.
+    ServiceUnavailable: "The database cannot be reached right now; retry later." => [
+        ApiError::Domain(DomainError::Unavailable("the database is unreachable".into())),
+    ];
+    /// 503 of the readiness probe.
+    NotReady: "The database does not answer." => [
+        ApiError::NotReady,
+    ];
+    /// 500, on any route: a failure only an operator can act on.
+    InternalError: "An unexpected failure; the body is generic and the cause is in the \
+        service's log." => [
+        ApiError::Domain(DomainError::Unexpected("a bug".into())),
+    ];
+}
+
+/// A real parse failure of a task body, so the example shows the server's
+/// own wording.
+fn malformed_body_sample() -> ApiError {
+    match crate::body::parse::<crate::dto::TaskRequest>(br#"{"title": 5}"#) {
+        Err(error) => error,
+        // Unreachable (a number is never a title), but the document is
+        // still right with a generic sample.
+        Ok(_) => ApiError::Validation {
+            detail: "Request body is not valid".into(),
+            errors: Vec::new(),
+        },
+    }
+}
+
+/// The status every sample answers with (the first one's; the unit tests
+/// check that they agree).
+fn status_of(samples: &[ApiError]) -> StatusCode {
+    samples
+        .first()
+        .map_or(StatusCode::INTERNAL_SERVER_ERROR, |sample| sample.parts().0)
+}
+
+/// A response whose body is the error shape with `code` limited to the
+/// samples' codes, one example per sample.
+fn build(description: &str, samples: &[ApiError]) -> Response {
+    let mut codes: Vec<&'static str> = Vec::new();
+    let mut examples = Vec::new();
+    let mut has_field_errors = false;
+    for sample in samples {
+        let (_, code, detail) = sample.parts();
+        if !codes.contains(&code) {
+            codes.push(code);
+        }
+        let mut body = json!({"detail": detail, "code": code});
+        if let ApiError::Validation { errors, .. } = sample {
+            has_field_errors = true;
+            body["errors"] = json!(errors);
+        }
+        let name = match examples.len() {
+            0 => code.to_owned(),
+            n => format!("{code} ({})", n + 1),
+        };
+        examples.push((
+            name,
+            ExampleBuilder::new().summary(detail).value(Some(body)),
+        ));
+    }
+
+    let mut body = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(
+            "detail",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("For people; may change between versions.")),
+        )
+        .required("detail")
+        .property(
+            "code",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("Stable; for programs to branch on."))
+                .enum_values(Some(codes)),
+        )
+        .required("code");
+    if has_field_errors {
+        body = body.property(
+            "errors",
+            ArrayBuilder::new().items(Ref::from_schema_name("FieldError")),
+        );
+    }
+    let schema: Schema = body.into();
+
+    let mut response = ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(schema))
+            .examples_from_iter(examples)
+            .build(),
+    );
+    if status_of(samples) == StatusCode::UNAUTHORIZED {
+        response = response.header(
+            "WWW-Authenticate",
+            HeaderBuilder::new()
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .examples(["Bearer"]),
+                )
+                .description(Some("`Bearer`: the scheme to authenticate with."))
+                .build(),
+        );
+    }
+    response.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sample_of_a_response_has_the_same_status() {
+        for (name, samples) in catalogue() {
+            let status = status_of(&samples);
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{name}"
+            );
+            for sample in &samples {
+                assert_eq!(sample.parts().0, status, "{name}: {sample:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_malformed_body_sample_is_a_real_parse_failure() {
+        let sample = malformed_body_sample();
+        let ApiError::Validation { errors, .. } = sample else {
+            panic!("not a validation error: {sample:?}");
+        };
+        assert_eq!(errors[0].field, "title");
+    }
+}

@@ -1,0 +1,139 @@
+// Browser tests in Debian's headless Chromium, driven by playwright-core.
+//
+// Needs: TODO_API_URL (the running server), FRONT_PORT (a free port for the
+// page on another origin; the server must list http://127.0.0.1:FRONT_PORT
+// in CORS_ALLOWED_ORIGINS), ARTIFACT_DIR (where the /docs screenshot goes).
+// .ci/e2e sets all three.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { mkdtemp, readFile, rm, mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const api = process.env.TODO_API_URL;
+const frontPort = Number(process.env.FRONT_PORT);
+const artifactDir = process.env.ARTIFACT_DIR;
+assert.ok(api && frontPort && artifactDir, "TODO_API_URL, FRONT_PORT and ARTIFACT_DIR are required");
+const frontOrigin = `http://127.0.0.1:${frontPort}`;
+const here = dirname(fileURLToPath(import.meta.url));
+
+let context;
+let profile;
+let front;
+
+before(async () => {
+  const page = await readFile(join(here, "cors-client.html"));
+  front = createServer((request, response) => {
+    response.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+    response.end(page);
+  });
+  await new Promise((resolve) => front.listen(frontPort, "127.0.0.1", resolve));
+
+  // A fresh profile each run, and no background traffic: this machine has
+  // no network beyond loopback, and Chromium's own calls home would only
+  // fail and slow the start.
+  profile = await mkdtemp(join(tmpdir(), "todo-api-chromium-"));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+    viewport: { width: 1280, height: 900 },
+  });
+});
+
+after(async () => {
+  await context?.close();
+  await new Promise((resolve) => (front ? front.close(resolve) : resolve()));
+  if (profile) await rm(profile, { recursive: true, force: true });
+});
+
+test("/docs lists every task endpoint, with nothing loaded from outside", async () => {
+  const page = await context.newPage();
+  const requested = [];
+  page.on("request", (request) => requested.push(request.url()));
+
+  const response = await page.goto(`${api}/docs`);
+  assert.equal(response.status(), 200);
+  assert.equal(new URL(page.url()).pathname, "/docs/");
+
+  // Swagger UI renders one block per operation once it has read the document.
+  await page.locator(".opblock").first().waitFor({ timeout: 15_000 });
+  const operations = await page.locator(".opblock-summary").evaluateAll((blocks) =>
+    blocks.map((block) => {
+      const method = block.querySelector(".opblock-summary-method")?.textContent.trim();
+      const path = block.querySelector(".opblock-summary-path")?.getAttribute("data-path");
+      return `${method} ${path}`;
+    }),
+  );
+  for (const expected of [
+    "GET /api/tasks",
+    "POST /api/tasks",
+    "GET /api/tasks/{id}",
+    "PUT /api/tasks/{id}",
+    "DELETE /api/tasks/{id}",
+    "PATCH /api/tasks/{id}/complete",
+    "POST /api/auth/signup",
+    "POST /api/auth/signin",
+    "GET /api/auth/me",
+  ]) {
+    assert.ok(operations.includes(expected), `${expected} is listed: ${operations.join(", ")}`);
+  }
+  assert.ok(await page.getByRole("button", { name: /Authorize/ }).isVisible());
+
+  await mkdir(artifactDir, { recursive: true });
+  await page.screenshot({ path: join(artifactDir, "docs.png"), fullPage: true });
+
+  const outside = requested.filter((url) => !url.startsWith(api) && !url.startsWith("data:"));
+  assert.deepEqual(outside, [], "every request stays on the API's origin");
+  await page.close();
+});
+
+test("a page on another origin signs up, creates, lists and completes a task", async () => {
+  const page = await context.newPage();
+  await page.goto(`${frontOrigin}/`);
+  assert.notEqual(new URL(api).origin, frontOrigin);
+
+  const email = `browser-${Date.now()}@example.io`;
+  const result = await page.evaluate(
+    ([apiUrl, address]) => window.runScenario(apiUrl, address, "correct horse battery"),
+    [api, email],
+  );
+
+  // Even a 401 is readable from the other origin, header included.
+  assert.equal(result.unauthenticated.status, 401);
+  assert.equal(result.unauthenticated.body.code, "not_authenticated");
+  assert.equal(result.unauthenticated.wwwAuthenticate, "Bearer");
+
+  assert.equal(result.signup.status, 201);
+  assert.equal(result.signup.body.user.email, email);
+
+  assert.equal(result.created.status, 201);
+  const id = result.created.body.id;
+  assert.equal(result.created.location, `/api/tasks/${id}`);
+  assert.equal(result.created.body.completed, false);
+  // The id the page sent comes back, and the browser may read it.
+  assert.equal(result.created.requestId, "browser-POST-/api/tasks");
+
+  assert.equal(result.listed.status, 200);
+  assert.deepEqual(result.listed.body.map((task) => task.id), [id]);
+
+  assert.equal(result.completed.status, 200);
+  assert.equal(result.completed.body.completed, true);
+
+  assert.equal(result.relisted.status, 200);
+  assert.equal(result.relisted.body[0].completed, true);
+  assert.equal(result.relisted.body[0].title, "Buy milk");
+  await page.close();
+});
