@@ -21,8 +21,9 @@ use crate::error::FieldError;
 use crate::routes::{auth, health, tasks};
 use responses::{
     EmailTaken, Forbidden, InternalError, InvalidCredentials, InvalidSignUp, InvalidTask,
-    InvalidTaskId, MalformedBody, MalformedBodyOrTaskId, NotReady, PayloadTooLarge,
-    ServiceUnavailable, TaskNotFound, Unauthenticated, UnsupportedMediaType,
+    InvalidTaskId, MalformedBody, MalformedBodyOrTaskId, NotReady, PayloadTooLarge, RateLimited,
+    RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailable, TaskNotFound, Unauthenticated,
+    UnsupportedMediaType,
 };
 
 /// The name of the bearer scheme that protected operations refer to.
@@ -37,9 +38,15 @@ A multi-user task list. Sign up or sign in under **auth** to get a JWT, then sen
 `code` is stable and listed per response below, and 422 bodies may add `errors`.
 * Timestamps are RFC 3339 in UTC with six fraction digits and `Z`; ids are UUIDs.
 * A known path with a method it does not serve answers 405 `method_not_allowed` with an \
-`Allow` header; an unknown path answers 404 `not_found`.
-* Error precedence on one request: 401, then 413/415/422 (malformed request), then 400 \
-(a rule broken), then 404/403/409.
+`Allow` header; an unknown path answers 404 `not_found`. `HEAD` is served wherever `GET` \
+is: the same status and headers, no body.
+* Error precedence on one request: 429 (sign-up and sign-in only), then 401 or 503 \
+`auth_unavailable`, then 408/413/415/422 (a body not received in time, or malformed), \
+then 400 (a rule broken), then 404/403/409.
+* Before any route is matched, the HTTP parser itself answers a request whose line and \
+headers are not received within `CLIENT_REQUEST_TIMEOUT_SECONDS` with 408, one it cannot \
+parse with 400, and one whose head is larger than 128 KiB or has more than 96 headers with \
+431; these have no body.
 * Every response carries `X-Request-Id`: the one the request sent (if it is 1 to 128 visible \
 ASCII characters), else a fresh UUID; quote it when reporting a problem.
 * Browsers may call the API from the origins in `CORS_ALLOWED_ORIGINS`.";
@@ -84,6 +91,9 @@ ASCII characters), else a fresh UUID; quote it when reporting a problem.
             MalformedBodyOrTaskId,
             NotReady,
             PayloadTooLarge,
+            RateLimited,
+            RequestTimeout,
+            ServiceOrAuthUnavailable,
             ServiceUnavailable,
             TaskNotFound,
             Unauthenticated,
@@ -268,6 +278,96 @@ mod tests {
             }
         }
         assert_eq!(protected, 7);
+    }
+
+    /// Every (method, path, operation) of the document.
+    fn operations(document: &Value) -> Vec<(String, String, Value)> {
+        let mut found = Vec::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                found.push((method.clone(), path.clone(), operation.clone()));
+            }
+        }
+        found
+    }
+
+    fn codes_of(document: &Value, reference: &Value) -> Value {
+        let name = reference["$ref"]
+            .as_str()
+            .and_then(|target| target.strip_prefix("#/components/responses/"))
+            .expect("a reference to a shared response");
+        document["components"]["responses"][name]["content"]["application/json"]["schema"]
+            ["properties"]["code"]["enum"]
+            .clone()
+    }
+
+    #[test]
+    fn every_operation_that_reads_a_body_documents_its_408() {
+        let document = document();
+        let mut with_body = 0;
+        for (method, path, operation) in operations(&document) {
+            let reads_body = operation.get("requestBody").is_some();
+            let timeout = &operation["responses"]["408"];
+            if reads_body {
+                with_body += 1;
+                assert_eq!(
+                    codes_of(&document, timeout),
+                    serde_json::json!(["request_timeout"]),
+                    "{method} {path}"
+                );
+            } else {
+                assert!(timeout.is_null(), "{method} {path}");
+            }
+        }
+        // sign-up, sign-in, create, replace, change completion
+        assert_eq!(with_body, 5);
+    }
+
+    #[test]
+    fn only_sign_up_and_sign_in_are_rate_limited_and_say_when_to_retry() {
+        let document = document();
+        for (method, path, operation) in operations(&document) {
+            let limited = path == "/api/auth/signup" || path == "/api/auth/signin";
+            let response = &operation["responses"]["429"];
+            if !limited {
+                assert!(response.is_null(), "{method} {path}");
+                continue;
+            }
+            assert_eq!(
+                codes_of(&document, response),
+                serde_json::json!(["rate_limited"]),
+                "{method} {path}"
+            );
+        }
+        let header = &document["components"]["responses"]["RateLimited"]["headers"]["Retry-After"];
+        assert_eq!(header["schema"]["type"], "integer");
+        assert_eq!(header["schema"]["minimum"], 1);
+    }
+
+    #[test]
+    fn every_guarded_operation_may_answer_auth_unavailable_and_no_other_does() {
+        let document = document();
+        for (method, path, operation) in operations(&document) {
+            let guarded = operation.get("security").is_some();
+            let unavailable = &operation["responses"]["503"];
+            let codes = if unavailable.is_null() {
+                serde_json::json!([])
+            } else {
+                codes_of(&document, unavailable)
+            };
+            let says_auth = codes
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!("auth_unavailable"));
+            assert_eq!(says_auth, guarded, "{method} {path}");
+            if guarded {
+                assert_eq!(
+                    codes,
+                    serde_json::json!(["service_unavailable", "auth_unavailable"]),
+                    "{method} {path}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -122,6 +122,28 @@ error_responses! {
     ServiceUnavailable: "The database cannot be reached right now; retry later." => [
         ApiError::Domain(DomainError::Unavailable("the database is unreachable".into())),
     ];
+    /// 503 of a route behind the token guard: the database, or (with an
+    /// external identity provider configured) the provider's keys.
+    ServiceOrAuthUnavailable: "The database cannot be reached right now \
+        (`service_unavailable`). Only when an external identity provider is configured \
+        (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`): a token of that provider could not \
+        be checked because its key set (JWKS) cannot be fetched and no cached key fits \
+        (`auth_unavailable`). Either way, retry later." => [
+        ApiError::Domain(DomainError::Unavailable("the database is unreachable".into())),
+        ApiError::AuthUnavailable,
+    ];
+    /// 429 of sign-up and sign-in.
+    RateLimited: "Too many sign-ups and sign-ins from this client address: the two share one \
+        budget per address of `AUTH_RATE_LIMIT_BURST` attempts at once, refilled at \
+        `AUTH_RATE_LIMIT_PER_MINUTE`. Answered before the body is read. Always carries \
+        `Retry-After`: the whole seconds until the next attempt can succeed." => [
+        ApiError::RateLimited { retry_after_seconds: 30 },
+    ];
+    /// 408 of a route that reads a body.
+    RequestTimeout: "The body did not arrive in full within `REQUEST_BODY_TIMEOUT_SECONDS` \
+        (default 10) of the request head. The connection is closed after this answer." => [
+        ApiError::RequestTimeout,
+    ];
     /// 503 of the readiness probe.
     NotReady: "The database does not answer." => [
         ApiError::NotReady,
@@ -213,18 +235,46 @@ fn build(description: &str, samples: &[ApiError]) -> Response {
             .examples_from_iter(examples)
             .build(),
     );
-    if status_of(samples) == StatusCode::UNAUTHORIZED {
-        response = response.header(
-            "WWW-Authenticate",
-            HeaderBuilder::new()
-                .schema(
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .examples(["Bearer"]),
-                )
-                .description(Some("`Bearer`: the scheme to authenticate with."))
-                .build(),
-        );
+    // The headers error.rs adds to a status, described beside it.
+    match status_of(samples) {
+        StatusCode::UNAUTHORIZED => {
+            response = response.header(
+                "WWW-Authenticate",
+                HeaderBuilder::new()
+                    .schema(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .examples(["Bearer"]),
+                    )
+                    .description(Some("`Bearer`: the scheme to authenticate with."))
+                    .build(),
+            );
+        }
+        StatusCode::TOO_MANY_REQUESTS => {
+            let example = samples.iter().find_map(|sample| match sample {
+                ApiError::RateLimited {
+                    retry_after_seconds,
+                } => Some(*retry_after_seconds),
+                _ => None,
+            });
+            // utoipa 5.5's header object has no `required`, so the
+            // response's description says that it is always sent.
+            response = response.header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(1))
+                            .examples(example),
+                    )
+                    .description(Some(
+                        "Whole seconds to wait before the next attempt (rounded up, at least 1).",
+                    ))
+                    .build(),
+            );
+        }
+        _ => {}
     }
     response.build()
 }

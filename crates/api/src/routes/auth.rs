@@ -6,8 +6,9 @@ use crate::body::JsonBody;
 use crate::dto::{AuthResponse, CredentialsRequest, UserResponse};
 use crate::error::ApiError;
 use crate::openapi::responses::{
-    EmailTaken, InvalidCredentials, InvalidSignUp, MalformedBody, PayloadTooLarge,
-    ServiceUnavailable, Unauthenticated, UnsupportedMediaType,
+    EmailTaken, InvalidCredentials, InvalidSignUp, MalformedBody, PayloadTooLarge, RateLimited,
+    RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailable, Unauthenticated,
+    UnsupportedMediaType,
 };
 
 /// Sign up
@@ -19,8 +20,8 @@ use crate::openapi::responses::{
     request_body(content = CredentialsRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Created and signed in.", body = AuthResponse),
-        InvalidSignUp, EmailTaken, PayloadTooLarge, UnsupportedMediaType, MalformedBody,
-        ServiceUnavailable,
+        InvalidSignUp, EmailTaken, RequestTimeout, PayloadTooLarge, UnsupportedMediaType,
+        MalformedBody, RateLimited, ServiceUnavailable,
     ),
 )]
 pub async fn sign_up(
@@ -44,8 +45,8 @@ pub async fn sign_up(
     request_body(content = CredentialsRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Signed in.", body = AuthResponse),
-        InvalidCredentials, PayloadTooLarge, UnsupportedMediaType, MalformedBody,
-        ServiceUnavailable,
+        InvalidCredentials, RequestTimeout, PayloadTooLarge, UnsupportedMediaType,
+        MalformedBody, RateLimited, ServiceUnavailable,
     ),
 )]
 pub async fn sign_in(
@@ -63,7 +64,7 @@ pub async fn sign_in(
     get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller.", body = UserResponse),
-        Unauthenticated, ServiceUnavailable,
+        Unauthenticated, ServiceOrAuthUnavailable,
     ),
 )]
 pub async fn me(

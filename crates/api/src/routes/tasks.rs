@@ -10,7 +10,7 @@ use crate::dto::{CompletionRequest, TaskRequest, TaskResponse};
 use crate::error::ApiError;
 use crate::openapi::responses::{
     Forbidden, InvalidTask, InvalidTaskId, MalformedBody, MalformedBodyOrTaskId, PayloadTooLarge,
-    ServiceUnavailable, TaskNotFound, Unauthenticated, UnsupportedMediaType,
+    RequestTimeout, ServiceOrAuthUnavailable, TaskNotFound, Unauthenticated, UnsupportedMediaType,
 };
 
 /// The `{id}` segment of a task route, parsed.
@@ -39,7 +39,7 @@ impl FromRequest for TaskIdPath {
     get, path = "/api/tasks", tag = "tasks", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's tasks, newest first.", body = [TaskResponse]),
-        Unauthenticated, ServiceUnavailable,
+        Unauthenticated, ServiceOrAuthUnavailable,
     ),
 )]
 pub async fn list_tasks(
@@ -65,8 +65,8 @@ pub async fn list_tasks(
     responses(
         (status = 201, description = "Created.", body = TaskResponse,
             headers(("Location" = String, description = "`/api/tasks/{id}` of the new task."))),
-        InvalidTask, Unauthenticated, PayloadTooLarge, UnsupportedMediaType, MalformedBody,
-        ServiceUnavailable,
+        InvalidTask, Unauthenticated, RequestTimeout, PayloadTooLarge, UnsupportedMediaType,
+        MalformedBody, ServiceOrAuthUnavailable,
     ),
 )]
 pub async fn create_task(
@@ -86,7 +86,7 @@ pub async fn create_task(
     params(("id" = uuid::Uuid, Path, description = "The task's id.")),
     responses(
         (status = 200, description = "The task.", body = TaskResponse),
-        Unauthenticated, Forbidden, TaskNotFound, InvalidTaskId, ServiceUnavailable,
+        Unauthenticated, Forbidden, TaskNotFound, InvalidTaskId, ServiceOrAuthUnavailable,
     ),
 )]
 pub async fn get_task(
@@ -107,8 +107,8 @@ pub async fn get_task(
     request_body(content = TaskRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The task as it is now.", body = TaskResponse),
-        InvalidTask, Unauthenticated, Forbidden, TaskNotFound, PayloadTooLarge,
-        UnsupportedMediaType, MalformedBodyOrTaskId, ServiceUnavailable,
+        InvalidTask, Unauthenticated, Forbidden, TaskNotFound, RequestTimeout, PayloadTooLarge,
+        UnsupportedMediaType, MalformedBodyOrTaskId, ServiceOrAuthUnavailable,
     ),
 )]
 pub async fn replace_task(
@@ -131,7 +131,7 @@ pub async fn replace_task(
     params(("id" = uuid::Uuid, Path, description = "The task's id.")),
     responses(
         (status = 204, description = "Deleted; no body."),
-        Unauthenticated, Forbidden, TaskNotFound, InvalidTaskId, ServiceUnavailable,
+        Unauthenticated, Forbidden, TaskNotFound, InvalidTaskId, ServiceOrAuthUnavailable,
     ),
 )]
 pub async fn delete_task(
@@ -155,8 +155,8 @@ pub async fn delete_task(
         description = "Optional."),
     responses(
         (status = 200, description = "The task as it is now.", body = TaskResponse),
-        Unauthenticated, Forbidden, TaskNotFound, PayloadTooLarge, UnsupportedMediaType,
-        MalformedBodyOrTaskId, ServiceUnavailable,
+        Unauthenticated, Forbidden, TaskNotFound, RequestTimeout, PayloadTooLarge,
+        UnsupportedMediaType, MalformedBodyOrTaskId, ServiceOrAuthUnavailable,
     ),
 )]
 pub async fn change_completion(
