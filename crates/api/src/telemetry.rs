@@ -67,8 +67,7 @@ pub fn init() -> Result<(), InvalidLogFormat> {
     // A missing .env file is the normal case in production.
     let _ = dotenvy::dotenv();
     let format = LogFormat::from_env()?;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     // `try_init` fails only when a subscriber is installed already.
     let _ = match format {
@@ -87,6 +86,20 @@ pub fn init() -> Result<(), InvalidLogFormat> {
     };
     Ok(())
 }
+
+/// The filter of `RUST_LOG`, or the default when it is unset, blank (as
+/// every setting treats a blank value; an empty filter would silence even
+/// errors) or not a valid filter.
+fn log_filter(raw: Option<&str>) -> EnvFilter {
+    raw.filter(|value| !value.trim().is_empty())
+        .and_then(|value| EnvFilter::try_new(value).ok())
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG_FILTER))
+}
+
+/// What is logged without `RUST_LOG`: the service's own events from `info`
+/// up, and only warnings from the database crates, whose `info` is one line
+/// per statement.
+const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,sea_orm=warn";
 
 /// The id of one request: the client's `X-Request-Id` when it is 1 to 128
 /// visible ASCII characters (safe in a header and a log line), else a new
@@ -173,6 +186,22 @@ mod tests {
 
     fn is_generated(id: &RequestId) -> bool {
         uuid::Uuid::parse_str(id.as_str()).is_ok_and(|uuid| uuid.get_version_num() == 7)
+    }
+
+    #[test]
+    fn a_blank_or_invalid_rust_log_is_the_default_filter() {
+        use tracing_subscriber::filter::LevelFilter;
+        for raw in [None, Some(""), Some("  "), Some("debug,sqlx=nonsense")] {
+            assert_eq!(
+                log_filter(raw).max_level_hint(),
+                Some(LevelFilter::INFO),
+                "{raw:?}"
+            );
+        }
+        assert_eq!(
+            log_filter(Some("warn")).max_level_hint(),
+            Some(LevelFilter::WARN)
+        );
     }
 
     #[test]
