@@ -84,10 +84,10 @@ pub struct HardeningSettings {
     /// (`REQUEST_BODY_TIMEOUT_SECONDS`, default 10).
     pub request_body_timeout: Duration,
     /// How long an idle connection is kept open for another request
-    /// (`KEEP_ALIVE_SECONDS`, default 0: one request per connection).
-    /// actix-http times only the first request head on a connection, so
-    /// with keep-alive on, a second request trickled in byte by byte holds
-    /// the connection for as long as the client likes.
+    /// (`KEEP_ALIVE_SECONDS`, default 5; 0 turns keep-alive off). A
+    /// connection with no request in progress for this long plus the head
+    /// timeout is closed by `connection_watch`, since actix-http reliably
+    /// times only the first request head of a connection.
     pub keep_alive: Option<Duration>,
     /// Sign-ups and sign-ins one client address may make per minute, on
     /// average (`AUTH_RATE_LIMIT_PER_MINUTE`, default 20).
@@ -272,7 +272,7 @@ impl HardeningSettings {
             keep_alive: match parse_or(
                 get("KEEP_ALIVE_SECONDS"),
                 "KEEP_ALIVE_SECONDS",
-                0,
+                5,
                 "must be a whole number of seconds (0 turns keep-alive off)",
             )? {
                 0 => None,
@@ -404,7 +404,7 @@ mod tests {
         assert_eq!(hardening.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(hardening.client_request_timeout, Duration::from_secs(5));
         assert_eq!(hardening.request_body_timeout, Duration::from_secs(10));
-        assert_eq!(hardening.keep_alive, None);
+        assert_eq!(hardening.keep_alive, Some(Duration::from_secs(5)));
         assert_eq!(hardening.auth_rate_limit_per_minute, 20);
         assert_eq!(hardening.auth_rate_limit_burst, 10);
         assert!(!hardening.trust_proxy_headers);

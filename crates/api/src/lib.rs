@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod connection_watch;
 pub mod dto;
 pub mod error;
 pub mod metrics;

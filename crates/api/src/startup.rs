@@ -20,6 +20,7 @@ use todo_persistence::{
 use crate::auth::{Authenticator, ExternalTokens, Jwks, TokenKeys, require_user, spawn_refresher};
 use crate::body::BodyReadTimeout;
 use crate::config::Settings;
+use crate::connection_watch::{track_requests, watch_connections};
 use crate::error::json_error_bodies;
 use crate::metrics::{Metrics, MetricsError};
 use crate::password::Argon2PasswordHasher;
@@ -153,6 +154,7 @@ impl Application {
                 // included; only the request log sits outside them.
                 .wrap(from_fn(add_security_headers))
                 .wrap(from_fn(telemetry::trace_request))
+                .wrap(from_fn(track_requests))
                 .app_data(state.tasks.clone())
                 .app_data(state.accounts.clone())
                 .app_data(state.keys.clone())
@@ -178,10 +180,19 @@ impl Application {
         .keep_alive(match hardening.keep_alive {
             Some(idle) => KeepAlive::Timeout(idle),
             None => KeepAlive::Disabled,
-        })
-        .listen(listener)
-        .map_err(|source| StartupError::Bind { address, source })?
-        .run();
+        });
+        // With keep-alive on, a watch bounds the time between requests,
+        // which actix itself does not reliably do (see `connection_watch`).
+        let server = match hardening.keep_alive {
+            Some(idle) => {
+                server.on_connect(watch_connections(idle + hardening.client_request_timeout))
+            }
+            None => server,
+        };
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartupError::Bind { address, source })?
+            .run();
         Ok(Self { port, server })
     }
 
