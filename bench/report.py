@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Turns the benchmark's JSON lines into bench/results/<run>.json and a
+Markdown table, and checks the targets of docs/performance.md."""
+import json
+import os
+import platform
+import sys
+
+
+def main():
+    lines_path, out_path, commit, duration = sys.argv[1:5]
+    rows = [json.loads(line) for line in open(lines_path) if line.strip()]
+    by = {row["label"]: row for row in rows}
+
+    def ratio(api, ceiling):
+        if api in by and ceiling in by and by[ceiling]["tps"]:
+            return round(by[api]["rps"] / by[ceiling]["tps"], 3)
+        return None
+
+    checks = {}
+    checks["list_vs_pgbench"] = ratio("list", "pgbench_list")
+    checks["get_vs_pgbench"] = ratio("get", "pgbench_get")
+    checks["list_large_vs_pgbench"] = ratio("list_large", "pgbench_list_large")
+    checks["get_large_vs_pgbench"] = ratio("get_large", "pgbench_get_large")
+    for name in ("list", "get"):
+        if name in by and f"{name}_large" in by:
+            checks[f"{name}_large_vs_small"] = round(by[f"{name}_large"]["rps"] / by[name]["rps"], 3)
+        if name in by:
+            checks[f"{name}_p99_over_p50"] = round(by[name]["p99_ms"] / by[name]["p50_ms"], 2)
+    if "get_baseline" in by and "get_during_signin_burst" in by:
+        checks["get_p50_burst_over_baseline"] = round(
+            by["get_during_signin_burst"]["p50_ms"] / by["get_baseline"]["p50_ms"], 2)
+        checks["get_p99_burst_over_baseline"] = round(
+            by["get_during_signin_burst"]["p99_ms"] / by["get_baseline"]["p99_ms"], 2)
+    wrk_rows = [row for row in rows if "rps" in row and not row["label"].startswith("warmup")]
+    checks["total_non_2xx"] = sum(row["non_2xx"] for row in wrk_rows)
+    checks["total_socket_errors"] = sum(sum(row["socket_errors"].values()) for row in wrk_rows)
+    if "mixed" in by:
+        checks["rss_mib_after_mixed"] = round(by["mixed"]["rss_kib"] / 1024, 1)
+    if "mixed_1000" in by:
+        checks["rss_mib_after_mixed_1000"] = round(by["mixed_1000"]["rss_kib"] / 1024, 1)
+    if "mixed_1min" in by and "mixed_5min" in by:
+        checks["rss_mib_after_1min"] = round(by["mixed_1min"]["rss_kib"] / 1024, 1)
+        checks["rss_mib_after_5min"] = round(by["mixed_5min"]["rss_kib"] / 1024, 1)
+
+    machine = {
+        "cores": os.cpu_count(),
+        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+        "kernel": platform.release(),
+        "note": "load generator, server and PostgreSQL share the machine",
+    }
+    result = {"commit": commit, "seconds_per_scenario": int(duration), "machine": machine,
+              "checks": checks, "rows": rows}
+    with open(out_path, "w") as handle:
+        json.dump(result, handle, indent=2)
+
+    print(f"\ncommit {commit}, {machine['cores']} cores ({machine['cpu']}), {duration} s per scenario\n")
+    print("| run | conns | req/s | p50 ms | p99 ms | p99.9 ms | non-2xx | socket errors | RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        if "rps" in row:
+            errors = sum(row["socket_errors"].values())
+            rss = f"{row['rss_kib'] / 1024:.1f}" if "rss_kib" in row else ""
+            print(f"| {row['label']} | {row.get('connections', '')} | {row['rps']:.0f} | {row['p50_ms']:.2f} | "
+                  f"{row['p99_ms']:.2f} | {row['p999_ms']:.2f} | {row['non_2xx']} | {errors} | {rss} |")
+        else:
+            print(f"| {row['label']} | {row['connections']} | {row['tps']:.0f} (pgbench tps) | "
+                  f"avg {row['latency_avg_ms']:.2f} | | | | | |")
+    print("\nchecks:", json.dumps(checks, indent=2))
+    print(f"\nwritten: {out_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# The todo-api load benchmark. See docs/performance.md for the method.
+#
+#   bench/run.sh            the standard run (about 9 minutes after the build)
+#   SOAK=1 bench/run.sh     also the 1-minute and 5-minute memory runs
+#
+# Everything runs on this machine: load generator, server and PostgreSQL
+# share its cores. Every connection is plain TCP on loopback
+# (sslmode=disable) for the server and pgbench alike.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-15}"        # seconds per scenario
+CONNECTIONS="${CONNECTIONS:-100}"
+MANY_CONNECTIONS="${MANY_CONNECTIONS:-1000}"
+THREADS="${THREADS:-2}"
+PORT="${BENCH_PORT:-18181}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/todo-api-target}"
+export PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
+SECRET="bench-secret-bench-secret-bench-secret-0123"
+ISSUER="todo-api"
+WORK="$(mktemp -d)"
+RUN_ID="$(date -u +%Y%m%dT%H%M%SZ)"
+COMMIT="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates migration Cargo.toml || echo '+dirty')"
+RESULTS="bench/results/$RUN_ID.json"
+SMALL_DB="todo_bench_small"
+LARGE_DB="todo_bench_large"
+SERVER_PID=""
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# --- tools -------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+  log "installing wrk"
+  apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+fi
+command -v pgbench >/dev/null || { echo "pgbench (PostgreSQL) is required" >&2; exit 1; }
+pg_isready -q || pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+ulimit -n "$(ulimit -Hn)"   # 1,000 connections need more than the usual 1,024 descriptors
+
+log "building the release binary"
+cargo build --release -p todo-api
+BINARY="$CARGO_TARGET_DIR/release/todo-api"
+
+# --- helpers -------------------------------------------------------------------
+fresh_database() {
+  psql -q -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
+}
+
+start_server() {
+  # The sign-up/sign-in rate limit stays on (its middleware runs on every
+  # auth request) but with a budget the benchmark cannot spend: it signs
+  # 100 users up and signs in thousands of times from one address.
+  env DATABASE_URL="postgres://postgres@127.0.0.1:5432/$1?sslmode=disable" \
+    JWT_SECRET="$SECRET" JWT_ISSUER="$ISSUER" PORT="$PORT" RUST_LOG=warn \
+    AUTH_RATE_LIMIT_PER_MINUTE=1000000 AUTH_RATE_LIMIT_BURST=1000000 ${SERVER_ENV:-} \
+    "$BINARY" >"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server did not start" >&2; cat "$WORK/server.log" >&2; exit 1
+}
+
+stop_server() {
+  kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
+}
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
+peak_rss_kib() { awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status"; }
+
+# run_wrk LABEL SCENARIO CONNECTIONS SECONDS USERS_FILE -> appends one JSON line
+run_wrk() {
+  local label="$1" scenario="$2" connections="$3" seconds="$4" users="$5"
+  local line
+  line=$(SCENARIO="$scenario" USERS_FILE="$users" wrk -t "$THREADS" -c "$connections" \
+    -d "${seconds}s" --timeout 10s -s bench/scenario.lua "http://127.0.0.1:$PORT" \
+    | sed -n 's/^WRK_JSON //p')
+  line="${line%\}},\"label\":\"$label\",\"connections\":$connections,\"rss_kib\":$(rss_kib),\"peak_rss_kib\":$(peak_rss_kib)}"
+  echo "$line" | tee -a "$WORK/results.jsonl" >&2
+}
+
+# run_pgbench LABEL SCRIPT -> appends one JSON line
+run_pgbench() {
+  local label="$1" script="$2" database="$3" output tps
+  output=$(pgbench -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -T "$DURATION" \
+    -f "$script" "$database" 2>&1)
+  tps=$(echo "$output" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+  local latency
+  latency=$(echo "$output" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
+  echo "{\"label\":\"$label\",\"tps\":$tps,\"latency_avg_ms\":$latency,\"connections\":$CONNECTIONS}" \
+    | tee -a "$WORK/results.jsonl" >&2
+}
+
+# The statements the server sends for `list` and `get` (as logged by
+# PostgreSQL), with the user and task picked at random from bench_keys.
+write_pgbench_scripts() {
+  cat >"$WORK/list.sql" <<'SQL'
+\set n random(0, 1999)
+SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."completed", "tasks"."created_at", "tasks"."updated_at" FROM "tasks" WHERE "tasks"."user_id" = (SELECT user_id FROM bench_keys WHERE n = :n) ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC;
+SQL
+  cat >"$WORK/get.sql" <<'SQL'
+\set n random(0, 1999)
+SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."completed", "tasks"."created_at", "tasks"."updated_at" FROM "tasks" WHERE "tasks"."id" = (SELECT task_id FROM bench_keys WHERE n = :n) AND "tasks"."user_id" = (SELECT user_id FROM bench_keys WHERE n = :n) LIMIT 1;
+SQL
+}
+
+# bench_keys: the (user, task) pairs the load generator uses, numbered, so
+# pgbench can pick one at random like wrk does. Lives beside the schema
+# only in the benchmark databases.
+write_bench_keys() {
+  local database="$1" users="$2"
+  awk '{for (i = 2; i <= NF; i++) print $i}' "$users" >"$WORK/task_ids.txt"
+  psql -q -d "$database" \
+    -c "DROP TABLE IF EXISTS bench_keys" \
+    -c "CREATE TABLE bench_keys (n int PRIMARY KEY, task_id uuid NOT NULL, user_id uuid NOT NULL)" \
+    -c "CREATE TEMP TABLE ids (task_id uuid)" \
+    -c "\\copy ids FROM '$WORK/task_ids.txt'" \
+    -c "INSERT INTO bench_keys SELECT row_number() OVER () - 1, t.id, t.user_id FROM ids JOIN tasks t ON t.id = ids.task_id" \
+    -c "ANALYZE bench_keys"
+}
+
+explain() {
+  local database="$1" user_id task_id
+  read -r user_id task_id < <(psql -At -F ' ' -d "$database" -c "SELECT user_id, task_id FROM bench_keys WHERE n = 0")
+  {
+    echo "-- list"
+    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM tasks WHERE user_id = '$user_id' ORDER BY created_at DESC, id DESC"
+    echo "-- get"
+    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM tasks WHERE id = '$task_id' AND user_id = '$user_id' LIMIT 1"
+  } >"bench/results/$RUN_ID-explain-$database.txt"
+}
+
+write_pgbench_scripts
+
+# --- small data set: 100 users x 20 tasks, prepared through the API -------------
+log "small data set: preparing 100 users x 20 tasks through the API"
+fresh_database "$SMALL_DB"
+start_server "$SMALL_DB"
+python3 bench/prepare.py "http://127.0.0.1:$PORT" 100 20 "$WORK/users.txt"
+write_bench_keys "$SMALL_DB" "$WORK/users.txt"
+explain "$SMALL_DB"
+
+# Reads first, while every user still has exactly 20 tasks: the pgbench
+# ceiling below runs on the same rows.
+log "reads at $CONNECTIONS and $MANY_CONNECTIONS connections"
+run_wrk warmup get "$CONNECTIONS" 5 "$WORK/users.txt"
+run_wrk list list "$CONNECTIONS" "$DURATION" "$WORK/users.txt"
+run_wrk get get "$CONNECTIONS" "$DURATION" "$WORK/users.txt"
+run_wrk "list_$MANY_CONNECTIONS" list "$MANY_CONNECTIONS" "$DURATION" "$WORK/users.txt"
+run_wrk "get_$MANY_CONNECTIONS" get "$MANY_CONNECTIONS" "$DURATION" "$WORK/users.txt"
+
+log "sign-in: alone, then a burst beside get"
+run_wrk signin signin 8 "$DURATION" "$WORK/users.txt"
+run_wrk get_baseline get "$CONNECTIONS" "$DURATION" "$WORK/users.txt"
+SCENARIO=signin USERS_FILE="$WORK/users.txt" wrk -t 1 -c 8 -d "$((DURATION + 2))s" \
+  -s bench/scenario.lua "http://127.0.0.1:$PORT" >"$WORK/signin-burst.txt" &
+burst=$!
+sleep 1
+run_wrk get_during_signin_burst get "$CONNECTIONS" "$DURATION" "$WORK/users.txt"
+wait "$burst"
+sed -n 's/^WRK_JSON //p' "$WORK/signin-burst.txt" | sed 's/}$/,"label":"signin_burst"}/' | tee -a "$WORK/results.jsonl" >&2
+stop_server
+
+log "pgbench ceiling on the same rows, same concurrency (server stopped)"
+run_pgbench pgbench_list "$WORK/list.sql" "$SMALL_DB"
+run_pgbench pgbench_get "$WORK/get.sql" "$SMALL_DB"
+
+# Writes last, and `create` last of all: it adds about 140,000 tasks, and
+# every later list would return hundreds of them per user.
+log "writes at $CONNECTIONS connections, mixed also at $MANY_CONNECTIONS"
+start_server "$SMALL_DB"
+run_wrk warmup_writes get "$CONNECTIONS" 5 "$WORK/users.txt"
+for scenario in flip update mixed; do
+  run_wrk "$scenario" "$scenario" "$CONNECTIONS" "$DURATION" "$WORK/users.txt"
+done
+run_wrk "mixed_$MANY_CONNECTIONS" mixed "$MANY_CONNECTIONS" "$DURATION" "$WORK/users.txt"
+if [ "${SOAK:-0}" = 1 ]; then
+  log "memory: mixed for 1 minute, then 5 minutes, same process"
+  run_wrk mixed_1min mixed "$CONNECTIONS" 60 "$WORK/users.txt"
+  run_wrk mixed_5min mixed "$CONNECTIONS" 300 "$WORK/users.txt"
+fi
+run_wrk create create "$CONNECTIONS" "$DURATION" "$WORK/users.txt"
+stop_server
+
+# --- large data set: 10,000 users, about 1,000,000 tasks, seeded with SQL ------
+log "large data set: seeding 10,000 users and 1,001,900 tasks"
+HASH=$(psql -At -d "$SMALL_DB" -c "SELECT password_hash FROM users LIMIT 1")
+fresh_database "$LARGE_DB"
+start_server "$LARGE_DB"    # applies the migrations
+psql -q -d "$LARGE_DB" -v hash="$HASH" -f bench/seed_large.sql
+psql -At -F ' ' -d "$LARGE_DB" -c "SELECT u.id, u.email, string_agg(t.id::text, ' ') FROM users u JOIN tasks t ON t.user_id = u.id WHERE u.email LIKE 'bench-%' GROUP BY u.id, u.email" \
+  | python3 bench/mint_tokens.py "$SECRET" "$ISSUER" 86400 >"$WORK/large-users.txt"
+write_bench_keys "$LARGE_DB" "$WORK/large-users.txt"
+explain "$LARGE_DB"
+run_wrk warmup_large get "$CONNECTIONS" 5 "$WORK/large-users.txt"
+run_wrk list_large list "$CONNECTIONS" "$DURATION" "$WORK/large-users.txt"
+run_wrk get_large get "$CONNECTIONS" "$DURATION" "$WORK/large-users.txt"
+stop_server
+run_pgbench pgbench_list_large "$WORK/list.sql" "$LARGE_DB"
+run_pgbench pgbench_get_large "$WORK/get.sql" "$LARGE_DB"
+
+# --- results -----------------------------------------------------------------------
+python3 bench/report.py "$WORK/results.jsonl" "$RESULTS" "$COMMIT" "$DURATION"

@@ -1,0 +1,97 @@
+-- wrk script for the todo-api benchmark. Each request is authenticated
+-- with one of the prepared users' tokens, chosen at random, and addresses
+-- one of that user's tasks. SCENARIO picks the request mix; USERS_FILE
+-- holds one line per user: "<token> <task id> ...".
+
+local scenario = os.getenv("SCENARIO") or "list"
+local users_file = os.getenv("USERS_FILE") or "users.txt"
+local users = {}
+
+local function load_users()
+  for line in io.lines(users_file) do
+    local fields = {}
+    for field in line:gmatch("%S+") do fields[#fields + 1] = field end
+    local token = table.remove(fields, 1)
+    users[#users + 1] = { auth = "Bearer " .. token, tasks = fields }
+  end
+end
+
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("thread_number", counter)
+end
+
+function init(args)
+  load_users()
+  math.randomseed(os.time() * 1000 + (thread_number or 0))
+end
+
+local json_headers = {}
+local function pick()
+  local user = users[math.random(#users)]
+  local task = user.tasks[math.random(#user.tasks)]
+  return user, task
+end
+
+local function list(user)
+  return wrk.format("GET", "/api/tasks", { ["Authorization"] = user.auth })
+end
+
+local function get(user, task)
+  return wrk.format("GET", "/api/tasks/" .. task, { ["Authorization"] = user.auth })
+end
+
+local function create(user)
+  return wrk.format("POST", "/api/tasks",
+    { ["Authorization"] = user.auth, ["Content-Type"] = "application/json" },
+    '{"title":"created by the benchmark","description":"wrk"}')
+end
+
+local function flip(user, task)
+  return wrk.format("PATCH", "/api/tasks/" .. task .. "/complete", { ["Authorization"] = user.auth })
+end
+
+local function update(user, task)
+  return wrk.format("PUT", "/api/tasks/" .. task,
+    { ["Authorization"] = user.auth, ["Content-Type"] = "application/json" },
+    '{"title":"updated by the benchmark","description":"wrk"}')
+end
+
+local function signin(user)
+  return wrk.format("POST", "/api/auth/signin", { ["Content-Type"] = "application/json" },
+    '{"email":"bench-0@bench.example","password":"bench password"}')
+end
+
+local scenarios = {
+  list = list, get = get, create = create, flip = flip, update = update, signin = signin,
+  -- 70% reads, 30% writes.
+  mixed = function(user, task)
+    local roll = math.random(100)
+    if roll <= 35 then return list(user)
+    elseif roll <= 70 then return get(user, task)
+    elseif roll <= 80 then return create(user)
+    elseif roll <= 90 then return flip(user, task)
+    else return update(user, task) end
+  end,
+}
+
+local build = scenarios[scenario]
+
+function request()
+  local user, task = pick()
+  return build(user, task)
+end
+
+function done(summary, latency, requests)
+  local seconds = summary.duration / 1e6
+  local errors = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"scenario":"%s","requests":%d,"seconds":%.3f,"rps":%.1f,' ..
+    '"p50_ms":%.3f,"p99_ms":%.3f,"p999_ms":%.3f,"max_ms":%.3f,' ..
+    '"non_2xx":%d,"socket_errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d}}\n',
+    scenario, summary.requests, seconds, summary.requests / seconds,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    latency:percentile(99.9) / 1000, latency.max / 1000,
+    errors.status, errors.connect, errors.read, errors.write, errors.timeout))
+end
