@@ -10,4 +10,4 @@ mod tokens;
 pub use external::ExternalTokens;
 pub use guard::{AuthenticatedUser, Authenticator, require_user};
 pub use jwks::{Jwks, spawn_refresher};
-pub use tokens::{IssuedToken, TokenKeys};
+pub use tokens::{IssuedToken, TokenKeys, VerifiedToken};

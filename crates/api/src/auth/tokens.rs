@@ -90,6 +90,12 @@ impl TokenKeys {
     /// outstanding tokens that were issued for longer.
     #[must_use]
     pub fn verify(&self, token: &str) -> Option<UserId> {
+        self.verify_claims(token).map(|verified| verified.user_id)
+    }
+
+    /// As [`Self::verify`], also telling when the token expires.
+    #[must_use]
+    pub fn verify_claims(&self, token: &str) -> Option<VerifiedToken> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
         let claims = data.claims;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -99,8 +105,21 @@ impl TokenKeys {
         if issued_in_the_future || lives_too_long {
             return None;
         }
-        UserId::parse(&claims.sub).ok()
+        let user_id = UserId::parse(&claims.sub).ok()?;
+        Some(VerifiedToken {
+            user_id,
+            expires_at: claims.exp,
+        })
     }
+}
+
+/// What a genuine token of ours says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// The user it speaks for.
+    pub user_id: UserId,
+    /// Its `exp`, in Unix seconds: valid while the clock reads no later.
+    pub expires_at: i64,
 }
 
 #[cfg(test)]

@@ -480,3 +480,21 @@ async fn algorithm_confusion_far_future_and_huge_tokens_are_invalid() {
     // Still serving, and the valid token still works.
     assert_eq!(app.list_tasks(&user.token).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_token_accepted_once_still_expires_on_time() {
+    let database = todo_persistence::testing::TestDatabase::preferred().await;
+    let app = crate::helpers::spawn_app_with(database, &[("JWT_TTL_SECONDS", "2")]).await;
+    let body: Value = app
+        .sign_up("brief@example.io", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    // Accepted, and so remembered by the guard's cache of verified tokens.
+    assert_eq!(app.list_tasks(&token).await.status(), StatusCode::OK);
+    assert_eq!(app.list_tasks(&token).await.status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_invalid_token(&app, &token).await;
+}
