@@ -229,21 +229,7 @@ impl Settings {
 
 impl HardeningSettings {
     fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let seconds = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
-            let value = parse_or(
-                get(name),
-                name,
-                default,
-                "must be a whole number of seconds",
-            )?;
-            if value == 0 {
-                return Err(ConfigError::Invalid {
-                    name,
-                    reason: "must be at least 1",
-                });
-            }
-            Ok(Duration::from_secs(value))
-        };
+        let seconds = |name: &'static str, default: u64| positive_seconds(get, name, default);
         let positive = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
             match parse_or(get(name), name, default, "must be a positive whole number")? {
                 0 => Err(ConfigError::Invalid {
@@ -282,6 +268,26 @@ impl HardeningSettings {
             auth_rate_limit_burst: positive("AUTH_RATE_LIMIT_BURST", 10)?,
             trust_proxy_headers,
         })
+    }
+}
+
+/// A duration in whole seconds, at least one.
+fn positive_seconds(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    match parse_or(
+        get(name),
+        name,
+        default,
+        "must be a whole number of seconds",
+    )? {
+        0 => Err(ConfigError::Invalid {
+            name,
+            reason: "must be at least 1",
+        }),
+        value => Ok(Duration::from_secs(value)),
     }
 }
 

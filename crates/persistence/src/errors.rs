@@ -18,6 +18,12 @@ pub(crate) fn domain_error(err: DbErr) -> DomainError {
     }
 }
 
+/// A statement that could not even be built (a column/value count
+/// mismatch in our own code): a bug, never the client's or the database's.
+pub(crate) fn unbuildable(err: sea_orm::sea_query::error::Error) -> DomainError {
+    DomainError::Unexpected(Box::new(err))
+}
+
 fn is_unavailable(err: &DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,

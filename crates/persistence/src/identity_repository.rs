@@ -10,7 +10,7 @@ use todo_domain::{
 };
 
 use crate::entities::{user_identities, users};
-use crate::errors::domain_error;
+use crate::errors::{domain_error, unbuildable};
 use crate::timestamps::timestamp_value;
 use crate::{Backend, backend_of};
 
@@ -86,7 +86,7 @@ impl IdentityRepository for SeaIdentityRepository {
                 Expr::val(user.email.as_str()),
                 Expr::val(created_at.clone()),
             ])
-            .map_err(|err| DomainError::Unexpected(Box::new(err)))?;
+            .map_err(unbuildable)?;
         let mut insert_link = Query::insert();
         insert_link
             .into_table(user_identities::Entity)
@@ -102,7 +102,7 @@ impl IdentityRepository for SeaIdentityRepository {
                 Expr::val(user.id.as_uuid()),
                 Expr::val(created_at),
             ])
-            .map_err(|err| DomainError::Unexpected(Box::new(err)))?;
+            .map_err(unbuildable)?;
 
         // The user goes first (the link references it). A racing request
         // that inserted the same identity makes the second insert wait for

@@ -9,7 +9,7 @@ use todo_domain::ports::TaskRepository;
 use todo_domain::{CompletionChange, DomainError, Task, TaskChanges, TaskId, Timestamp, UserId};
 
 use crate::entities::tasks;
-use crate::errors::domain_error;
+use crate::errors::{domain_error, unbuildable};
 use crate::timestamps::timestamp_value;
 use crate::{Backend, backend_of};
 
@@ -155,7 +155,7 @@ impl TaskRepository for SeaTaskRepository {
                 Expr::val(self.timestamp(task.created_at)),
                 Expr::val(self.timestamp(task.updated_at)),
             ])
-            .map_err(|err| DomainError::Unexpected(Box::new(err)))?;
+            .map_err(unbuildable)?;
         self.db.execute(&insert).await.map_err(domain_error)?;
         Ok(())
     }

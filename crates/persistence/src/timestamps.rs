@@ -17,25 +17,8 @@ use crate::Backend;
 pub(crate) fn timestamp_value(backend: Backend, at: Timestamp) -> Value {
     match backend {
         Backend::Postgres => Value::from(at.as_datetime()),
-        Backend::Sqlite => Value::from(fixed_width_utc(at)),
+        Backend::Sqlite => Value::from(at.to_fixed_rfc3339()),
     }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`. A `Timestamp` is already in UTC and whole
-/// microseconds, so nothing is lost. Widths are fixed for years 0 to 9999,
-/// which is all this service will ever store.
-fn fixed_width_utc(at: Timestamp) -> String {
-    let instant = at.as_datetime();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        instant.year(),
-        u8::from(instant.month()),
-        instant.day(),
-        instant.hour(),
-        instant.minute(),
-        instant.second(),
-        instant.microsecond(),
-    )
 }
 
 #[cfg(test)]
@@ -71,13 +54,13 @@ mod tests {
             ),
         ];
         for (instant, text) in cases {
-            assert_eq!(fixed_width_utc(stamp(instant)), text);
+            assert_eq!(stamp(instant).to_fixed_rfc3339(), text);
         }
     }
 
     #[test]
     fn sqlite_text_is_in_utc() {
-        let text = fixed_width_utc(stamp(datetime!(2026-02-06 12:00:00 +02:00)));
+        let text = stamp(datetime!(2026-02-06 12:00:00 +02:00)).to_fixed_rfc3339();
         assert_eq!(text, "2026-02-06T10:00:00.000000Z");
     }
 
@@ -94,14 +77,14 @@ mod tests {
         let mut by_instant = instants.to_vec();
         by_instant.sort();
         let mut by_text = instants.to_vec();
-        by_text.sort_by_key(|instant| fixed_width_utc(stamp(*instant)));
+        by_text.sort_by_key(|instant| stamp(*instant).to_fixed_rfc3339());
         assert_eq!(by_text, by_instant);
     }
 
     #[test]
     fn sqlite_text_parses_back_to_the_same_instant() {
         let at = stamp(datetime!(2026-02-06 10:15:23.120_000 UTC));
-        let parsed = OffsetDateTime::parse(&fixed_width_utc(at), &Rfc3339).unwrap();
+        let parsed = OffsetDateTime::parse(&at.to_fixed_rfc3339(), &Rfc3339).unwrap();
         assert_eq!(Timestamp::from_datetime(parsed), at);
     }
 

@@ -10,7 +10,7 @@ use todo_domain::{DomainError, Email, NewUser, Timestamp, User, UserCredentials,
 
 use crate::conversions::credentials;
 use crate::entities::users;
-use crate::errors::domain_error;
+use crate::errors::{domain_error, unbuildable};
 use crate::timestamps::timestamp_value;
 use crate::{Backend, backend_of};
 
@@ -57,7 +57,7 @@ impl UserRepository for SeaUserRepository {
                 Expr::val(user.password_hash.as_str()),
                 Expr::val(self.timestamp(user.created_at)),
             ])
-            .map_err(|err| DomainError::Unexpected(Box::new(err)))?;
+            .map_err(unbuildable)?;
         match self.db.execute(&insert).await {
             Ok(_) => Ok(User {
                 id: user.id,

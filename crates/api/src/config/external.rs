@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::Url;
 use todo_domain::ExternalIdentity;
 
-use super::{ConfigError, parse_or};
+use super::{ConfigError, positive_seconds};
 
 /// The three variables that switch the mode on, together or not at all.
 const REQUIRED: [&str; 3] = ["AUTH_JWKS_URL", "AUTH_ISSUER", "AUTH_AUDIENCE"];
@@ -84,21 +84,7 @@ pub(super) fn from_lookup(
         });
     }
 
-    let seconds = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
-        let value = parse_or(
-            get(name),
-            name,
-            default,
-            "must be a whole number of seconds",
-        )?;
-        if value == 0 {
-            return Err(ConfigError::Invalid {
-                name,
-                reason: "must be at least 1",
-            });
-        }
-        Ok(Duration::from_secs(value))
-    };
+    let seconds = |name: &'static str, default: u64| positive_seconds(get, name, default);
     Ok(Some(ExternalAuthSettings {
         jwks_url,
         issuer,
