@@ -159,7 +159,7 @@ impl Settings {
             database_max_connections: parse_or(
                 get("DATABASE_MAX_CONNECTIONS"),
                 "DATABASE_MAX_CONNECTIONS",
-                10,
+                32,
                 "must be a positive whole number",
             )?,
             database_acquire_timeout: Duration::from_secs(parse_or(

@@ -13,8 +13,7 @@ use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
 use todo_domain::{AccountService, IdentityService, SystemClock, TaskService};
 use todo_persistence::{
-    DatabaseConnection, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository,
-    SeaUserRepository,
+    Database, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository, SeaUserRepository,
 };
 
 use crate::auth::{Authenticator, ExternalTokens, Jwks, TokenKeys, require_user, spawn_refresher};
@@ -61,7 +60,7 @@ struct AppState {
     accounts: web::Data<AccountService>,
     keys: web::Data<TokenKeys>,
     authenticator: web::Data<Authenticator>,
-    db: web::Data<DatabaseConnection>,
+    db: web::Data<Database>,
     cors_allowed_origins: Arc<Vec<String>>,
     auth_rate_limiter: web::Data<AuthRateLimiter>,
     body_read_timeout: BodyReadTimeout,

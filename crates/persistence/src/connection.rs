@@ -2,12 +2,16 @@ use std::fmt;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::ConnectOptions as _;
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqlxPostgresConnector,
-    SqlxSqliteConnector, TransactionTrait,
+    ConnectOptions, ConnectionTrait, DbBackend, DbErr, SqlxPostgresConnector, SqlxSqliteConnector,
+    TransactionTrait,
 };
+
+use crate::database::Database;
+use crate::postgres_pool::PostgresPool;
 
 /// How to reach the database and how large the pool may grow.
 #[derive(Clone)]
@@ -64,28 +68,33 @@ pub enum ConnectError {
 /// A SQLite busy writer is waited for this long before a statement fails.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a pooled connection may sit unused before it is pinged on its
-/// way out of the pool.
+/// On PostgreSQL, SeaORM's pool runs only migrations and the rare
+/// transaction (the first request of an external identity); statements go
+/// through [`PostgresPool`].
+const SEA_ORM_POSTGRES_CONNECTIONS: u32 = 2;
+
+/// How long a connection of SeaORM's pool may sit unused before it is
+/// pinged on its way out of the pool.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
-/// Opens a connection pool to the database `settings.url` names.
+/// Opens the database `settings.url` names.
 ///
 /// # Errors
 /// [`ConnectError::UnsupportedUrl`] for any scheme but `postgres://`,
 /// `postgresql://` and `sqlite://`; [`ConnectError::InvalidUrl`] when the
 /// driver cannot parse the rest; [`ConnectError::Connect`] when no
 /// connection could be opened within `acquire_timeout`.
-pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, ConnectError> {
+pub async fn connect(settings: &DatabaseSettings) -> Result<Database, ConnectError> {
     let backend = backend_of_url(&settings.url).ok_or(ConnectError::UnsupportedUrl)?;
     let mut options = ConnectOptions::new(settings.url.clone());
     options
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
         // sqlx pings every connection it hands out unless told otherwise:
-        // a second round trip per query, which halved the throughput of
-        // simple reads. Only a connection idle for a while (and so possibly
-        // dropped by the server or a firewall) is checked first; a dead
-        // busy one fails its query, is discarded, and the error is a 503.
+        // a second round trip per query. Only a connection idle for a while
+        // (and so possibly dropped by the server or a firewall) is checked
+        // first; a dead busy one fails its query, is discarded, and the
+        // error is a 503.
         .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
         // Statement logs would say nothing our spans do not, and at sqlx's
         // default level they would flood the service log.
@@ -94,15 +103,30 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     // The URL is parsed here first, and the drivers' connectors are called
     // directly rather than through `Database::connect`, whose errors quote
     // the whole URL.
-    let connected = match backend {
+    match backend {
         Backend::Postgres => {
             // `sslmode` is left as the operator wrote it (or as the driver
             // defaults it): whether to demand TLS is a deployment decision.
-            settings
+            let pg_options = settings
                 .url
                 .parse::<PgConnectOptions>()
-                .map_err(ConnectError::InvalidUrl)?;
-            SqlxPostgresConnector::connect(options).await
+                .map_err(ConnectError::InvalidUrl)?
+                .disable_statement_logging();
+            // SeaORM's pool only serves migrations and transactions, so it
+            // stays small. It opens a connection now, so an unreachable
+            // server is reported at start-up; the statement pool opens its
+            // connections as requests need them.
+            options.max_connections(SEA_ORM_POSTGRES_CONNECTIONS.min(settings.max_connections));
+            let sea_orm = SqlxPostgresConnector::connect(options)
+                .await
+                .map_err(ConnectError::Connect)?;
+            let statements = PostgresPool::new(
+                pg_options,
+                settings.max_connections,
+                settings.acquire_timeout,
+            )
+            .map_err(ConnectError::Connect)?;
+            Ok(Database::new(sea_orm, Some(statements)))
         }
         Backend::Sqlite => {
             settings
@@ -110,10 +134,12 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
                 .parse::<SqliteConnectOptions>()
                 .map_err(ConnectError::InvalidUrl)?;
             options.map_sqlx_sqlite_opts(configure_sqlite);
-            SqlxSqliteConnector::connect(options).await
+            let sea_orm = SqlxSqliteConnector::connect(options)
+                .await
+                .map_err(ConnectError::Connect)?;
+            Ok(Database::new(sea_orm, None))
         }
-    };
-    connected.map_err(ConnectError::Connect)
+    }
 }
 
 /// WAL lets readers run beside the one writer, and the busy timeout makes
@@ -154,7 +180,8 @@ const MIGRATION_LOCK_KEY: i64 = 0x746f_646f_2d61_7069; // "todo-api"
 ///
 /// # Errors
 /// [`ConnectError::Migrate`] when a migration fails.
-pub async fn migrate(db: &DatabaseConnection) -> Result<(), ConnectError> {
+pub async fn migrate(db: &Database) -> Result<(), ConnectError> {
+    let db = db.sea_orm();
     match backend_of(db) {
         Backend::Postgres => {
             let transaction = db.begin().await.map_err(ConnectError::Migrate)?;
@@ -174,7 +201,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), ConnectError> {
 }
 
 /// Whether the database answers a ping within the pool's acquire timeout.
-pub async fn is_ready(db: &DatabaseConnection) -> bool {
+pub async fn is_ready(db: &Database) -> bool {
     db.ping().await.is_ok()
 }
 
@@ -186,7 +213,7 @@ pub async fn is_ready(db: &DatabaseConnection) -> bool {
 /// wired in a connection made elsewhere; stopping at start-up (where the
 /// repositories call this) beats writing timestamps in the wrong format.
 #[must_use]
-pub fn backend_of(db: &DatabaseConnection) -> Backend {
+pub fn backend_of(db: &impl ConnectionTrait) -> Backend {
     match db.get_database_backend() {
         DbBackend::Postgres => Backend::Postgres,
         DbBackend::Sqlite => Backend::Sqlite,

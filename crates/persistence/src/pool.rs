@@ -1,8 +1,10 @@
 //! How busy the connection pool is, for the service's metrics. Read from
-//! sqlx's own counters, so it costs no query.
+//! the pool's own counters, so it costs no query.
 
-use sea_orm::sqlx::{Database, Pool};
+use sea_orm::sqlx::{self, Pool};
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
+
+use crate::Database;
 
 /// A snapshot of the connection pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,11 +25,18 @@ impl PoolUsage {
     }
 }
 
-/// The pool's current usage, or `None` for a connection that is not a
-/// sqlx pool (a disconnected or mock handle; [`crate::connect`] makes
-/// neither).
+/// The usage of the pool the repositories' statements run on: on
+/// PostgreSQL our own, on SQLite SeaORM's. `None` only for a handle without
+/// a pool ([`crate::connect`] makes none such).
 #[must_use]
-pub fn pool_usage(db: &DatabaseConnection) -> Option<PoolUsage> {
+pub fn pool_usage(db: &Database) -> Option<PoolUsage> {
+    match db.postgres_pool() {
+        Some(pool) => Some(pool.usage()),
+        None => sea_orm_pool_usage(db.sea_orm()),
+    }
+}
+
+fn sea_orm_pool_usage(db: &DatabaseConnection) -> Option<PoolUsage> {
     // Matching on the variant first makes the `get_*_pool` accessors, which
     // panic on a different variant, safe to call.
     match &db.inner {
@@ -41,7 +50,7 @@ pub fn pool_usage(db: &DatabaseConnection) -> Option<PoolUsage> {
     }
 }
 
-fn usage_of<DB: Database>(pool: &Pool<DB>) -> PoolUsage {
+fn usage_of<DB: sqlx::Database>(pool: &Pool<DB>) -> PoolUsage {
     PoolUsage {
         open: pool.size(),
         // The idle count cannot exceed the open count, a u32.
@@ -56,7 +65,7 @@ mod tests {
 
     #[test]
     fn a_disconnected_handle_has_no_pool() {
-        assert_eq!(pool_usage(&DatabaseConnection::default()), None);
+        assert_eq!(sea_orm_pool_usage(&DatabaseConnection::default()), None);
     }
 
     #[test]

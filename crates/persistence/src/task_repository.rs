@@ -2,12 +2,13 @@ use async_trait::async_trait;
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, UpdateMany, Value,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, UpdateMany,
+    Value,
 };
 use todo_domain::ports::TaskRepository;
 use todo_domain::{CompletionChange, DomainError, Task, TaskChanges, TaskId, Timestamp, UserId};
 
+use crate::Database;
 use crate::entities::tasks;
 use crate::errors::{domain_error, unbuildable};
 use crate::timestamps::timestamp_value;
@@ -20,7 +21,7 @@ use crate::{Backend, backend_of};
 /// requests can interleave between a read and a write.
 #[derive(Debug, Clone)]
 pub struct SeaTaskRepository {
-    db: DatabaseConnection,
+    db: Database,
     backend: Backend,
 }
 
@@ -31,7 +32,7 @@ impl SeaTaskRepository {
     /// As [`backend_of`] does, for a connection to neither PostgreSQL nor
     /// SQLite.
     #[must_use]
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Database) -> Self {
         let backend = backend_of(&db);
         Self { db, backend }
     }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use migration::{Migrator, MigratorTrait, SchemaManager};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
+use sea_orm::sqlx::postgres::PgConnection;
+use sea_orm::sqlx::{Connection as _, Executor as _};
+use sea_orm::{ConnectionTrait, Statement, Value};
 use time::OffsetDateTime;
 use time::macros::datetime;
 use todo_domain::ports::{IdentityRepository, TaskRepository, UserRepository};
@@ -20,8 +22,8 @@ use todo_domain::{
 };
 use todo_persistence::testing::TestDatabase;
 use todo_persistence::{
-    Backend, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository, SeaUserRepository,
-    backend_of, connect, is_ready, migrate,
+    Backend, Database, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository,
+    SeaUserRepository, backend_of, connect, is_ready, migrate,
 };
 use uuid::Uuid;
 
@@ -95,7 +97,7 @@ struct Store {
     tasks: SeaTaskRepository,
     users: SeaUserRepository,
     identities: SeaIdentityRepository,
-    db: DatabaseConnection,
+    db: Database,
     backend: Backend,
     /// Dropped last, deleting the database.
     _database: TestDatabase,
@@ -736,7 +738,7 @@ async fn a_stored_row_that_breaks_a_domain_rule_is_unexpected(store: Store) {
 
 async fn a_closed_pool_is_unavailable(store: Store) {
     let owner = store.user().await;
-    store.db.close_by_ref().await.unwrap();
+    store.db.close().await.unwrap();
 
     let err = store.tasks.list_by_owner(owner).await.unwrap_err();
     assert!(matches!(err, DomainError::Unavailable(_)), "{err:?}");
@@ -748,15 +750,15 @@ async fn a_closed_pool_is_unavailable(store: Store) {
 async fn migrations_round_trip_down_and_up(store: Store) {
     let owner = store.user().await;
     store.stored(task(owner, "t", later(0))).await;
-    let schema = SchemaManager::new(&store.db);
+    let schema = SchemaManager::new(store.db.sea_orm());
 
-    Migrator::down(&store.db, None).await.unwrap();
+    Migrator::down(store.db.sea_orm(), None).await.unwrap();
     assert!(!schema.has_table("tasks").await.unwrap());
     assert!(!schema.has_table("users").await.unwrap());
     let err = store.tasks.list_by_owner(owner).await.unwrap_err();
     assert!(matches!(err, DomainError::Unexpected(_)), "{err:?}");
 
-    Migrator::up(&store.db, None).await.unwrap();
+    Migrator::up(store.db.sea_orm(), None).await.unwrap();
     assert!(schema.has_table("tasks").await.unwrap());
     assert!(store.tasks.list_by_owner(owner).await.unwrap().is_empty());
     let owner = store.user().await;
@@ -970,8 +972,8 @@ async fn deleting_an_external_user_deletes_the_link(store: Store) {
 /// keep every row and every value (and, on SQLite, must not let dropping
 /// the old `users` cascade into `tasks`).
 async fn the_identity_migration_keeps_every_user_and_task(store: Store) {
-    Migrator::down(&store.db, Some(1)).await.unwrap();
-    let schema = SchemaManager::new(&store.db);
+    Migrator::down(store.db.sea_orm(), Some(1)).await.unwrap();
+    let schema = SchemaManager::new(store.db.sea_orm());
     assert!(!schema.has_table("user_identities").await.unwrap());
 
     let owner = store.user().await;
@@ -996,7 +998,7 @@ async fn the_identity_migration_keeps_every_user_and_task(store: Store) {
         .await
         .unwrap();
 
-    Migrator::up(&store.db, None).await.unwrap();
+    Migrator::up(store.db.sea_orm(), None).await.unwrap();
 
     assert!(schema.has_table("user_identities").await.unwrap());
     assert_eq!(
@@ -1045,9 +1047,9 @@ async fn rolling_the_identity_migration_back_removes_only_external_users(store: 
     let external = store.external_user("ext", "ext@example.io").await;
     store.stored(task(external.id, "theirs", later(1))).await;
 
-    Migrator::down(&store.db, Some(1)).await.unwrap();
+    Migrator::down(store.db.sea_orm(), Some(1)).await.unwrap();
 
-    let schema = SchemaManager::new(&store.db);
+    let schema = SchemaManager::new(store.db.sea_orm());
     assert!(!schema.has_table("user_identities").await.unwrap());
     assert_eq!(store.count("SELECT COUNT(*) FROM users", vec![]).await, 1);
     assert_eq!(
@@ -1056,7 +1058,7 @@ async fn rolling_the_identity_migration_back_removes_only_external_users(store: 
     );
     assert_eq!(store.count("SELECT COUNT(*) FROM tasks", vec![]).await, 1);
 
-    Migrator::up(&store.db, None).await.unwrap();
+    Migrator::up(store.db.sea_orm(), None).await.unwrap();
     assert!(store.users.find_by_id(local).await.unwrap().is_some());
 }
 
@@ -1139,9 +1141,57 @@ async fn the_preferred_database_is_empty_and_usable() {
         acquire_timeout: Duration::from_secs(10),
     };
     let db = connect(&settings).await.unwrap();
-    let schema = SchemaManager::new(&db);
+    let schema = SchemaManager::new(db.sea_orm());
     assert!(!schema.has_table("tasks").await.unwrap());
     migrate(&db).await.unwrap();
     assert!(schema.has_table("tasks").await.unwrap());
     assert_eq!(backend_of(&db), database.backend());
+}
+
+/// When the server ends our sessions (a restart, an administrator), each
+/// pooled connection fails at most one statement, as `Unavailable` (a 503),
+/// and is replaced by a fresh one; nothing stays broken. A connection that
+/// sat idle is checked before it is used, so after a pause nothing fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_server_ended_are_replaced() {
+    let database = TestDatabase::preferred().await;
+    if database.backend() != Backend::Postgres {
+        // `preferred` has said on stderr that PostgreSQL was not reachable;
+        // an embedded database has no server to end its sessions.
+        return;
+    }
+    let url = database.url().to_owned();
+    let store = Store::open(database).await;
+    let owner = store.user().await;
+    let end_every_session = || async {
+        let mut admin = PgConnection::connect(&url).await.unwrap();
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .await
+            .unwrap();
+    };
+    // Several reads at once, so the pool holds several connections.
+    for listed in join_all((0..5).map(|_| store.tasks.list_by_owner(owner))).await {
+        listed.unwrap();
+    }
+
+    end_every_session().await;
+    let mut failures = 0;
+    while let Err(err) = store.tasks.list_by_owner(owner).await {
+        assert!(matches!(err, DomainError::Unavailable(_)), "{err:?}");
+        failures += 1;
+        assert!(failures <= 5, "a dead connection was handed out twice");
+    }
+    for _ in 0..10 {
+        store.tasks.list_by_owner(owner).await.unwrap();
+    }
+
+    end_every_session().await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    for _ in 0..10 {
+        store.tasks.list_by_owner(owner).await.unwrap();
+    }
 }

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use todo_persistence::DatabaseSettings;
+use sea_orm::{ConnectionTrait, Statement};
+use todo_persistence::{Database, DatabaseSettings};
 
 /// A read-only view of one test database.
 pub struct DbProbe {
-    db: DatabaseConnection,
+    db: Database,
 }
 
 /// Every column of every row, as text, in a stable order.
