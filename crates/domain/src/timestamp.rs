@@ -40,52 +40,55 @@ impl Timestamp {
     /// clients read. Years outside 0 to 9999, which no clock of this
     /// service produces, get a sign or more digits and are not RFC 3339.
     ///
-    /// Written digit by digit rather than through `time`'s formatter, which
-    /// cost about 2,300 instructions a call on a path that formats two
+    /// Written into a fixed template rather than through `time`'s formatter,
+    /// which cost about 2,300 instructions a call on a path that formats two
     /// instants per task in every list answer.
     #[must_use]
     pub fn to_fixed_rfc3339(&self) -> String {
-        fn push_digits(text: &mut String, value: u32, width: usize) {
-            let mut digits = [b'0'; 10];
-            let mut rest = value;
-            for digit in digits.iter_mut().rev() {
-                // `rest % 10` is a single decimal digit.
-                *digit = b'0' + (rest % 10) as u8;
-                rest /= 10;
-            }
-            let significant = digits
-                .iter()
-                .position(|d| *d != b'0')
-                .unwrap_or(digits.len());
-            let start = significant.min(digits.len() - width);
-            text.extend(digits[start..].iter().map(|digit| char::from(*digit)));
-        }
         let instant = self.0;
-        let mut text = String::with_capacity(27);
-        if instant.year() < 0 {
-            text.push('-');
-        }
-        push_digits(&mut text, instant.year().unsigned_abs(), 4);
-        text.push('-');
-        push_digits(&mut text, u32::from(u8::from(instant.month())), 2);
-        text.push('-');
-        push_digits(&mut text, u32::from(instant.day()), 2);
-        text.push('T');
-        push_digits(&mut text, u32::from(instant.hour()), 2);
-        text.push(':');
-        push_digits(&mut text, u32::from(instant.minute()), 2);
-        text.push(':');
-        push_digits(&mut text, u32::from(instant.second()), 2);
-        text.push('.');
-        push_digits(&mut text, instant.microsecond(), 6);
-        text.push('Z');
-        text
+        let year = instant.year();
+        let Ok(four_digit_year @ 0..=9999) = u32::try_from(year) else {
+            let sign = if year < 0 { "-" } else { "" };
+            return format!(
+                "{sign}{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+                year.unsigned_abs(),
+                u8::from(instant.month()),
+                instant.day(),
+                instant.hour(),
+                instant.minute(),
+                instant.second(),
+                instant.microsecond()
+            );
+        };
+        let mut text = *b"0000-00-00T00:00:00.000000Z";
+        write_digits(&mut text[0..4], four_digit_year);
+        write_digits(&mut text[5..7], u32::from(u8::from(instant.month())));
+        write_digits(&mut text[8..10], u32::from(instant.day()));
+        write_digits(&mut text[11..13], u32::from(instant.hour()));
+        write_digits(&mut text[14..16], u32::from(instant.minute()));
+        write_digits(&mut text[17..19], u32::from(instant.second()));
+        write_digits(&mut text[20..26], instant.microsecond());
+        // The template is ASCII and only ASCII digits were written into it.
+        std::str::from_utf8(&text)
+            .expect("an ASCII template with ASCII digits is UTF-8")
+            .to_owned()
     }
 
     /// The later of `self` and `other`.
     #[must_use]
     pub fn max(self, other: Self) -> Self {
         std::cmp::max(self, other)
+    }
+}
+
+/// Writes `value` into `slot` as decimal digits, zero-padded to the slot's
+/// width; `value` has at most that many digits (a month, a year up to 9999,
+/// microseconds below a million).
+fn write_digits(slot: &mut [u8], mut value: u32) {
+    for digit in slot.iter_mut().rev() {
+        // `value % 10` is a single decimal digit, so it fits a u8.
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 
@@ -136,6 +139,10 @@ mod tests {
             (
                 datetime!(9999-12-31 23:59:59.999_999 UTC),
                 "9999-12-31T23:59:59.999999Z",
+            ),
+            (
+                datetime!(-0042-03-04 05:06:07.000_008 UTC),
+                "-0042-03-04T05:06:07.000008Z",
             ),
         ];
         for (instant, text) in cases {
