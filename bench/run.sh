@@ -108,7 +108,7 @@ SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", 
 SQL
   cat >"$WORK/get.sql" <<'SQL'
 \set n random(0, 1999)
-SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."completed", "tasks"."created_at", "tasks"."updated_at" FROM "tasks" WHERE "tasks"."id" = (SELECT task_id FROM bench_keys WHERE n = :n) AND "tasks"."user_id" = (SELECT user_id FROM bench_keys WHERE n = :n) LIMIT 1;
+SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."completed", "tasks"."created_at", "tasks"."updated_at" FROM "tasks" WHERE "tasks"."id" = (SELECT task_id FROM bench_keys WHERE n = :n) AND "tasks"."user_id" = (SELECT user_id FROM bench_keys WHERE n = :n);
 SQL
 }
 
@@ -134,7 +134,7 @@ explain() {
     echo "-- list"
     psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM tasks WHERE user_id = '$user_id' ORDER BY created_at DESC, id DESC"
     echo "-- get"
-    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM tasks WHERE id = '$task_id' AND user_id = '$user_id' LIMIT 1"
+    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM tasks WHERE id = '$task_id' AND user_id = '$user_id'"
   } >"bench/results/$RUN_ID-explain-$database.txt"
 }
 
