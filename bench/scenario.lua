@@ -7,6 +7,13 @@ local scenario = os.getenv("SCENARIO") or "list"
 local users_file = os.getenv("USERS_FILE") or "users.txt"
 local users = {}
 
+-- `mixed` keeps the data set the size it started at, so that a long run
+-- (the memory soak) measures the service and not ever longer lists: each
+-- thread creates its tasks as one user of its own and deletes them again,
+-- oldest first, by the ids the 201 answers carry in `Location`.
+local created = {}
+local creator = nil
+
 local function load_users()
   for line in io.lines(users_file) do
     local fields = {}
@@ -25,6 +32,7 @@ end
 function init(args)
   load_users()
   math.randomseed(os.time() * 1000 + (thread_number or 0))
+  creator = users[((thread_number or 1) - 1) % #users + 1]
 end
 
 local function list(user)
@@ -56,18 +64,35 @@ local function signin(user)
     '{"email":"bench-0@bench.example","password":"bench password"}')
 end
 
+local function delete_created()
+  local path = table.remove(created, 1)
+  if not path then return nil end
+  return wrk.format("DELETE", path, { ["Authorization"] = creator.auth })
+end
+
 local scenarios = {
   list = list, get = get, create = create, flip = flip, update = update, signin = signin,
-  -- 70% reads, 30% writes.
+  -- 70% reads (35% list, 35% get), 30% writes (10% flip, 10% update,
+  -- 5% create, 5% delete; a delete with nothing created yet is a flip).
   mixed = function(user, task)
     local roll = math.random(100)
     if roll <= 35 then return list(user)
     elseif roll <= 70 then return get(user, task)
-    elseif roll <= 80 then return create(user)
-    elseif roll <= 90 then return flip(user, task)
-    else return update(user, task) end
+    elseif roll <= 80 then return flip(user, task)
+    elseif roll <= 90 then return update(user, task)
+    elseif roll <= 95 then return create(creator)
+    else return delete_created() or flip(user, task) end
   end,
 }
+
+if scenario == "mixed" then
+  function response(status, headers, body)
+    if status == 201 then
+      local location = headers["location"] or headers["Location"]
+      if location then created[#created + 1] = location end
+    end
+  end
+end
 
 local build = scenarios[scenario]
 
