@@ -16,17 +16,16 @@ use crate::auth::IssuedToken;
 /// Writes `stamp` as RFC 3339 in UTC with exactly six fraction digits and
 /// a `Z` (`2026-02-06T10:15:30.123456Z`), the domain's fixed-width form.
 fn serialize_timestamp<S: Serializer>(stamp: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
-    let year = stamp.as_datetime().year();
-    if !(0..=9999).contains(&year) {
-        // Four digits cover every instant this service can produce; the
-        // general formatter handles (or refuses) anything else.
+    let Some(text) = stamp.fixed_rfc3339_bytes() else {
+        // Four-digit years cover every instant this service can produce;
+        // the general formatter handles (or refuses) anything else.
         let text = stamp
             .as_datetime()
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(serde::ser::Error::custom)?;
         return serializer.serialize_str(&text);
-    }
-    serializer.serialize_str(&stamp.to_fixed_rfc3339())
+    };
+    serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
 }
 
 fn serialize_optional_timestamp<S: Serializer>(

@@ -40,6 +40,25 @@ impl TaskTitle {
     /// # Errors
     /// The first [`TaskTitleError`] that applies.
     pub fn parse(raw: &str) -> Result<Self, TaskTitleError> {
+        Self::checked(raw).map(|trimmed| Self(trimmed.to_owned()))
+    }
+
+    /// As [`TaskTitle::parse`], but keeps `raw`'s buffer when there is
+    /// nothing to trim, as with every title read back from storage.
+    ///
+    /// # Errors
+    /// The first [`TaskTitleError`] that applies.
+    pub fn parse_owned(raw: String) -> Result<Self, TaskTitleError> {
+        let trimmed_len = Self::checked(&raw)?.len();
+        if trimmed_len == raw.len() {
+            Ok(Self(raw))
+        } else {
+            Ok(Self(raw.trim().to_owned()))
+        }
+    }
+
+    /// The trimmed title, if it keeps the rules.
+    fn checked(raw: &str) -> Result<&str, TaskTitleError> {
         if raw.contains('\0') {
             return Err(TaskTitleError::ContainsNul);
         }
@@ -50,7 +69,7 @@ impl TaskTitle {
         if trimmed.chars().count() > TITLE_MAX_CHARS {
             return Err(TaskTitleError::TooLong);
         }
-        Ok(Self(trimmed.to_owned()))
+        Ok(trimmed)
     }
 
     /// The title as stored.
@@ -82,6 +101,30 @@ impl TaskDescription {
         let Some(raw) = raw else {
             return Ok(None);
         };
+        Ok(Self::checked(raw)?.map(|trimmed| Self(trimmed.to_owned())))
+    }
+
+    /// As [`TaskDescription::parse`], but keeps `raw`'s buffer when there
+    /// is nothing to trim, as with every description read back from storage.
+    ///
+    /// # Errors
+    /// The first [`TaskDescriptionError`] that applies.
+    pub fn parse_owned(raw: Option<String>) -> Result<Option<Self>, TaskDescriptionError> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let Some(trimmed_len) = Self::checked(&raw)?.map(str::len) else {
+            return Ok(None);
+        };
+        if trimmed_len == raw.len() {
+            Ok(Some(Self(raw)))
+        } else {
+            Ok(Some(Self(raw.trim().to_owned())))
+        }
+    }
+
+    /// The trimmed description, `None` when blank, if it keeps the rules.
+    fn checked(raw: &str) -> Result<Option<&str>, TaskDescriptionError> {
         if raw.contains('\0') {
             return Err(TaskDescriptionError::ContainsNul);
         }
@@ -92,7 +135,7 @@ impl TaskDescription {
         if trimmed.chars().count() > DESCRIPTION_MAX_CHARS {
             return Err(TaskDescriptionError::TooLong);
         }
-        Ok(Some(Self(trimmed.to_owned())))
+        Ok(Some(trimmed))
     }
 
     /// The description as stored.
@@ -161,6 +204,49 @@ pub enum CompletionChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owned_parsing_keeps_a_trimmed_buffer_and_the_same_rules() {
+        let stored = String::from("Buy milk");
+        let address = stored.as_ptr();
+        let title = TaskTitle::parse_owned(stored).unwrap();
+        assert_eq!(title.as_str().as_ptr(), address, "the buffer was copied");
+        assert_eq!(TaskTitle::parse_owned("  a ".into()).unwrap().as_str(), "a");
+        assert_eq!(
+            TaskTitle::parse_owned(" ".into()),
+            Err(TaskTitleError::Empty)
+        );
+        assert_eq!(
+            TaskTitle::parse_owned("x".repeat(TITLE_MAX_CHARS + 1)),
+            Err(TaskTitleError::TooLong)
+        );
+        assert_eq!(
+            TaskTitle::parse_owned("a\0b".into()),
+            Err(TaskTitleError::ContainsNul)
+        );
+
+        let stored = String::from("Two litres");
+        let address = stored.as_ptr();
+        let description = TaskDescription::parse_owned(Some(stored)).unwrap().unwrap();
+        assert_eq!(
+            description.as_str().as_ptr(),
+            address,
+            "the buffer was copied"
+        );
+        assert_eq!(
+            TaskDescription::parse_owned(Some(" b ".into()))
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "b"
+        );
+        assert_eq!(TaskDescription::parse_owned(Some("  ".into())), Ok(None));
+        assert_eq!(TaskDescription::parse_owned(None), Ok(None));
+        assert_eq!(
+            TaskDescription::parse_owned(Some("a\0".into())),
+            Err(TaskDescriptionError::ContainsNul)
+        );
+    }
 
     #[test]
     fn title_is_trimmed() {

@@ -45,33 +45,48 @@ impl Timestamp {
     /// instants per task in every list answer.
     #[must_use]
     pub fn to_fixed_rfc3339(&self) -> String {
+        if let Some(text) = self.fixed_rfc3339_bytes() {
+            // The template is ASCII and only ASCII digits were written into it.
+            return std::str::from_utf8(&text)
+                .expect("an ASCII template with ASCII digits is UTF-8")
+                .to_owned();
+        }
         let instant = self.0;
         let year = instant.year();
+        let sign = if year < 0 { "-" } else { "" };
+        format!(
+            "{sign}{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            year.unsigned_abs(),
+            u8::from(instant.month()),
+            instant.day(),
+            instant.hour(),
+            instant.minute(),
+            instant.second(),
+            instant.microsecond()
+        )
+    }
+
+    /// The ASCII text of [`Timestamp::to_fixed_rfc3339`] in a stack buffer,
+    /// for years 0 to 9999 (`None` otherwise): a serializer that only
+    /// borrows the text then needs no allocation.
+    #[must_use]
+    pub fn fixed_rfc3339_bytes(&self) -> Option<[u8; 27]> {
+        // One conversion each for the date and the time: `time` derives
+        // month and day from the ordinal date anew on every accessor call.
+        let (year, month, day) = self.0.to_calendar_date();
+        let (hour, minute, second, micros) = self.0.to_hms_micro();
         let Ok(four_digit_year @ 0..=9999) = u32::try_from(year) else {
-            let sign = if year < 0 { "-" } else { "" };
-            return format!(
-                "{sign}{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-                year.unsigned_abs(),
-                u8::from(instant.month()),
-                instant.day(),
-                instant.hour(),
-                instant.minute(),
-                instant.second(),
-                instant.microsecond()
-            );
+            return None;
         };
         let mut text = *b"0000-00-00T00:00:00.000000Z";
         write_digits(&mut text[0..4], four_digit_year);
-        write_digits(&mut text[5..7], u32::from(u8::from(instant.month())));
-        write_digits(&mut text[8..10], u32::from(instant.day()));
-        write_digits(&mut text[11..13], u32::from(instant.hour()));
-        write_digits(&mut text[14..16], u32::from(instant.minute()));
-        write_digits(&mut text[17..19], u32::from(instant.second()));
-        write_digits(&mut text[20..26], instant.microsecond());
-        // The template is ASCII and only ASCII digits were written into it.
-        std::str::from_utf8(&text)
-            .expect("an ASCII template with ASCII digits is UTF-8")
-            .to_owned()
+        write_digits(&mut text[5..7], u32::from(u8::from(month)));
+        write_digits(&mut text[8..10], u32::from(day));
+        write_digits(&mut text[11..13], u32::from(hour));
+        write_digits(&mut text[14..16], u32::from(minute));
+        write_digits(&mut text[17..19], u32::from(second));
+        write_digits(&mut text[20..26], micros);
+        Some(text)
     }
 
     /// The later of `self` and `other`.

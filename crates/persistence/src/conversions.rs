@@ -77,19 +77,30 @@ impl TryFrom<tasks::Model> for Task {
             column,
             id: row.id,
         };
-        let title = at("title").canonical(&row.title, TaskTitle::parse(&row.title), |title| {
-            title.as_str()
-        })?;
-        let description = match row.description.as_deref() {
+        // Parsing only trims, so a stored value is canonical exactly when
+        // parsing keeps its length. The owned parsers reuse the row's
+        // strings instead of copying them.
+        let stored_len = row.title.len();
+        let title = match TaskTitle::parse_owned(row.title) {
+            Ok(title) if title.as_str().len() == stored_len => title,
+            Ok(_) => return Err(at("title").invalid(None)),
+            Err(rule) => return Err(at("title").invalid(Some(Box::new(rule)))),
+        };
+        let description = match row.description {
             None => None,
-            Some(raw) => match TaskDescription::parse(Some(raw)) {
-                Ok(Some(description)) if description.as_str() == raw => Some(description),
-                // Blank text (`Ok(None)`) or text with white space around
-                // it: the domain stores the first as NULL and never the
-                // second.
-                Ok(_) => return Err(at("description").invalid(None)),
-                Err(rule) => return Err(at("description").invalid(Some(Box::new(rule)))),
-            },
+            Some(raw) => {
+                let stored_len = raw.len();
+                match TaskDescription::parse_owned(Some(raw)) {
+                    Ok(Some(description)) if description.as_str().len() == stored_len => {
+                        Some(description)
+                    }
+                    // Blank text (`Ok(None)`) or text with white space around
+                    // it: the domain stores the first as NULL and never the
+                    // second.
+                    Ok(_) => return Err(at("description").invalid(None)),
+                    Err(rule) => return Err(at("description").invalid(Some(Box::new(rule)))),
+                }
+            }
         };
         Ok(Task {
             id: TaskId::from_uuid(row.id),
