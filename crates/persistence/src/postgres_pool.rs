@@ -19,7 +19,7 @@ use std::time::Duration;
 use deadpool::Runtime;
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult};
 use sea_orm::sea_query::Values;
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sea_orm::sqlx::{self, AssertSqlSafe, Connection};
 use sea_orm::{ConnAcquireErr, DbErr, ExecResult, QueryResult, RuntimeErr, Statement};
 use sea_query_sqlx::SqlxValues;
@@ -94,6 +94,23 @@ impl PostgresPool {
         let rows = query(&sql, values).fetch_all(&mut *connection).await;
         let rows = keep_if_sound(connection, rows).map_err(query_error)?;
         Ok(rows.into_iter().map(QueryResult::from).collect())
+    }
+
+    /// The rows of `statement`, each turned into a `T` by `decode` straight
+    /// from sqlx's row rather than through SeaORM's `QueryResult`.
+    pub(crate) async fn query_all_decoded<T>(
+        &self,
+        statement: Statement,
+        decode: fn(&PgRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, DbErr> {
+        let mut connection = self.connection().await?;
+        let (sql, values) = parts(statement);
+        let rows = query(&sql, values).fetch_all(&mut *connection).await;
+        let rows = keep_if_sound(connection, rows).map_err(query_error)?;
+        rows.iter()
+            .map(decode)
+            .collect::<Result<_, _>>()
+            .map_err(query_error)
     }
 
     pub(crate) async fn query_one(
