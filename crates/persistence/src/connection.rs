@@ -11,7 +11,7 @@ use sea_orm::{
 };
 
 use crate::database::Database;
-use crate::postgres_pool::PostgresPool;
+use crate::postgres_pool::{IDLE_BEFORE_PING, PostgresPool};
 
 /// How to reach the database and how large the pool may grow.
 #[derive(Clone)]
@@ -72,10 +72,6 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// transaction (the first request of an external identity); statements go
 /// through [`PostgresPool`].
 const SEA_ORM_POSTGRES_CONNECTIONS: u32 = 2;
-
-/// How long a connection of SeaORM's pool may sit unused before it is
-/// pinged on its way out of the pool.
-const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// Opens the database `settings.url` names.
 ///

@@ -27,11 +27,12 @@ use sea_query_sqlx::SqlxValues;
 use crate::errors::connection_may_be_lost;
 use crate::pool::PoolUsage;
 
-/// A connection unused for this long is pinged before it is handed out:
-/// the server or a firewall may have dropped it meanwhile. A busy one is
-/// not; if it died, its statement fails, it is discarded, and the caller
-/// gets an `Unavailable` error (a 503), as with any lost connection.
-const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+/// A connection unused for this long is pinged before it is handed out,
+/// by this pool and by SeaORM's alike: the server or a firewall may have
+/// dropped it meanwhile. A busy one is not; if it died, its statement
+/// fails, it is discarded, and the caller gets an `Unavailable` error (a
+/// 503), as with any lost connection.
+pub(crate) const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// Opens and checks connections for deadpool.
 struct Connector {
