@@ -90,10 +90,7 @@ impl PostgresPool {
     }
 
     pub(crate) async fn query_all(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let mut connection = self.connection().await?;
-        let (sql, values) = parts(statement);
-        let rows = query(&sql, values).fetch_all(&mut *connection).await;
-        let rows = keep_if_sound(connection, rows).map_err(query_error)?;
+        let rows = self.rows(statement).await?;
         Ok(rows.into_iter().map(QueryResult::from).collect())
     }
 
@@ -104,25 +101,21 @@ impl PostgresPool {
         statement: Statement,
         decode: fn(&PgRow) -> Result<T, sqlx::Error>,
     ) -> Result<Vec<T>, DbErr> {
-        let mut connection = self.connection().await?;
-        let (sql, values) = parts(statement);
-        let rows = query(&sql, values).fetch_all(&mut *connection).await;
-        let rows = keep_if_sound(connection, rows).map_err(query_error)?;
+        let rows = self.rows(statement).await?;
         rows.iter()
             .map(decode)
             .collect::<Result<_, _>>()
             .map_err(query_error)
     }
 
+    /// The first row of `statement`. SeaORM's `one` puts `LIMIT 1` in the
+    /// SQL itself, so this fetches no more than it keeps.
     pub(crate) async fn query_one(
         &self,
         statement: Statement,
     ) -> Result<Option<QueryResult>, DbErr> {
-        let mut connection = self.connection().await?;
-        let (sql, values) = parts(statement);
-        let row = query(&sql, values).fetch_optional(&mut *connection).await;
-        let row = keep_if_sound(connection, row).map_err(query_error)?;
-        Ok(row.map(QueryResult::from))
+        let rows = self.rows(statement).await?;
+        Ok(rows.into_iter().next().map(QueryResult::from))
     }
 
     pub(crate) async fn execute(&self, statement: Statement) -> Result<ExecResult, DbErr> {
@@ -140,6 +133,14 @@ impl PostgresPool {
             .await;
         let done = keep_if_sound(connection, done).map_err(exec_error)?;
         Ok(ExecResult::from(done))
+    }
+
+    /// Every row `statement` returns, on a pooled connection.
+    async fn rows(&self, statement: Statement) -> Result<Vec<PgRow>, DbErr> {
+        let mut connection = self.connection().await?;
+        let (sql, values) = parts(statement);
+        let rows = query(&sql, values).fetch_all(&mut *connection).await;
+        keep_if_sound(connection, rows).map_err(query_error)
     }
 
     /// Whether a connection can be had and answers.
