@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The todo-api load benchmark. See docs/performance.md for the method.
 #
-#   bench/run.sh            the standard run (about 8 minutes after the build)
+#   bench/run.sh            the standard run (about 6 minutes after the build)
 #   SOAK=1 bench/run.sh     also the 1-minute and 5-minute memory runs
 #
 # Everything runs on this machine: load generator, server and PostgreSQL
@@ -10,9 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION="${DURATION:-15}"        # seconds per scenario
+DURATION="${DURATION:-10}"        # seconds per scenario
 ROUNDS="${ROUNDS:-3}"             # API/ceiling turns for list and get
-ROUND_SECONDS="${ROUND_SECONDS:-10}"
+ROUND_SECONDS="${ROUND_SECONDS:-8}"
 CONNECTIONS="${CONNECTIONS:-100}"
 MANY_CONNECTIONS="${MANY_CONNECTIONS:-1000}"
 THREADS="${THREADS:-2}"
