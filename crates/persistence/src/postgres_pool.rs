@@ -67,12 +67,13 @@ impl managed::Manager for Connector {
 #[derive(Clone)]
 pub(crate) struct PostgresPool {
     pool: managed::Pool<Connector>,
+    acquire_timeout: Duration,
 }
 
 impl PostgresPool {
     /// A pool of at most `max_connections`, opened lazily; a caller waits
-    /// at most `acquire_timeout` for a free connection, and as long again
-    /// for a new one to open.
+    /// at most `acquire_timeout` in all for a connection, whether it waits
+    /// for a free one, checks an idle one or opens a new one.
     pub(crate) fn new(
         options: PgConnectOptions,
         max_connections: u32,
@@ -86,7 +87,10 @@ impl PostgresPool {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|err| DbErr::Conn(RuntimeErr::Internal(err.to_string())))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            acquire_timeout,
+        })
     }
 
     pub(crate) async fn query_all(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
@@ -166,7 +170,17 @@ impl PostgresPool {
     }
 
     async fn connection(&self) -> Result<Object<Connector>, DbErr> {
-        self.pool.get().await.map_err(|err| match err {
+        // deadpool bounds each step of a `get` by the timeouts above, but
+        // when the check of an idle connection fails it goes on to the next
+        // idle one, and the next: in an outage where pings hang rather than
+        // fail, each idle connection could add a whole timeout. One
+        // deadline over the whole keeps the wait within
+        // DATABASE_ACQUIRE_TIMEOUT. Dropping deadpool's future at the
+        // deadline gives back its slot and any connection half-checked.
+        let got = tokio::time::timeout(self.acquire_timeout, self.pool.get())
+            .await
+            .map_err(|_elapsed| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?;
+        got.map_err(|err| match err {
             PoolError::Timeout(_) => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
             PoolError::Closed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
             PoolError::Backend(cause) => DbErr::Conn(sqlx_runtime(cause)),
