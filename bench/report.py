@@ -75,17 +75,18 @@ def main():
         json.dump(result, handle, indent=2)
 
     print(f"\ncommit {commit}, {machine['cores']} cores ({machine['cpu']}), {duration} s per scenario\n")
-    print("| run | conns | req/s | p50 ms | p99 ms | p99.9 ms | non-2xx | socket errors | RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| run | conns | req/s | p50 ms | p99 ms | p99.9 ms | non-2xx | socket errors | RSS MiB after | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         if "rps" in row:
             errors = sum(row["socket_errors"].values())
             rss = f"{row['rss_kib'] / 1024:.1f}" if "rss_kib" in row else ""
+            peak = f"{row['peak_rss_kib'] / 1024:.1f}" if "peak_rss_kib" in row else ""
             print(f"| {row['label']} | {row.get('connections', '')} | {row['rps']:.0f} | {row['p50_ms']:.2f} | "
-                  f"{row['p99_ms']:.2f} | {row['p999_ms']:.2f} | {row['non_2xx']} | {errors} | {rss} |")
+                  f"{row['p99_ms']:.2f} | {row['p999_ms']:.2f} | {row['non_2xx']} | {errors} | {rss} | {peak} |")
         elif "tps" in row:
             print(f"| {row['label']} | {row['connections']} | {row['tps']:.0f} (pgbench tps) | "
-                  f"avg {row['latency_avg_ms']:.2f} | | | | | |")
+                  f"avg {row['latency_avg_ms']:.2f} | | | | | | |")
     print("\nchecks:", json.dumps(checks, indent=2))
     print(f"\nwritten: {out_path}")
 

@@ -82,11 +82,15 @@ stop_server() {
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
 peak_rss_kib() { awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status"; }
+# Sets the server's peak RSS (VmHWM) back to its current RSS, so that the
+# peak read after a scenario is that scenario's own (Linux 4.0 and later).
+reset_peak_rss() { echo 5 >"/proc/$SERVER_PID/clear_refs"; }
 
 # run_wrk LABEL SCENARIO CONNECTIONS SECONDS USERS_FILE -> appends one JSON line
 run_wrk() {
   local label="$1" scenario="$2" connections="$3" seconds="$4" users="$5"
   local line
+  reset_peak_rss
   line=$(SCENARIO="$scenario" USERS_FILE="$users" wrk -t "$THREADS" -c "$connections" \
     -d "${seconds}s" --timeout 10s -s bench/scenario.lua "http://127.0.0.1:$PORT" \
     | sed -n 's/^WRK_JSON //p')
