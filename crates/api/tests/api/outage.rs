@@ -347,7 +347,7 @@ async fn through_an_outage_no_request_hangs_or_fails_500_and_no_acknowledged_wri
     // hasher runs one hash per two cores (`password.rs`): alone, a sign-up
     // may take one sign-up's time more; in the barrage, where its 22
     // sign-ups queue for the hasher, as many sign-ups' times more. On a
-    // slow day the queue alone took 3 s.
+    // slower machine the queue alone took 3 s.
     let limit = Duration::from_secs(3);
     let sign_ups_in_barrage = u32::try_from(barrage.iter().filter(|o| o.hashes).count()).unwrap();
     let slowest = barrage
