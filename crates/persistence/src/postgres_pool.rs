@@ -172,11 +172,13 @@ impl PostgresPool {
     async fn connection(&self) -> Result<Object<Connector>, DbErr> {
         // deadpool bounds each step of a `get` by the timeouts above, but
         // when the check of an idle connection fails it goes on to the next
-        // idle one, and the next: in an outage where pings hang rather than
-        // fail, each idle connection could add a whole timeout. One
-        // deadline over the whole keeps the wait within
-        // DATABASE_ACQUIRE_TIMEOUT. Dropping deadpool's future at the
-        // deadline gives back its slot and any connection half-checked.
+        // idle one, and the next: when the database falls silent, so that
+        // pings hang rather than fail, each idle connection adds a whole
+        // timeout (6 s for 5 idle connections and a 1 s timeout, in the
+        // api suite's silent-database test). One deadline over the whole
+        // keeps the wait within DATABASE_ACQUIRE_TIMEOUT. Dropping
+        // deadpool's future at the deadline frees its slot, and closes a
+        // connection it was in the middle of checking.
         let got = tokio::time::timeout(self.acquire_timeout, self.pool.get())
             .await
             .map_err(|_elapsed| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?;

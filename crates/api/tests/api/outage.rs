@@ -19,22 +19,32 @@ use crate::helpers::{TestUser, assert_error, spawn_app_with};
 use crate::server_process::report;
 
 /// A TCP relay between the app and PostgreSQL that the test can cut (the
-/// port refuses connections and open ones are reset) and restore.
+/// port refuses connections and open ones are reset) and restore, or
+/// stall (connections stay open and accepted, but no byte goes through).
 struct CuttableRelay {
     address: SocketAddr,
     target: SocketAddr,
     connections: Option<tokio::task::JoinHandle<()>>,
+    stalled: tokio::sync::watch::Sender<bool>,
 }
 
 impl CuttableRelay {
     async fn start(target: SocketAddr) -> CuttableRelay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
+        let stalled = tokio::sync::watch::Sender::new(false);
         CuttableRelay {
             address,
             target,
-            connections: Some(tokio::spawn(relay(listener, target))),
+            connections: Some(tokio::spawn(relay(listener, target, stalled.subscribe()))),
+            stalled,
         }
+    }
+
+    /// From now on the database is silent, as behind a network that drops
+    /// packets: nothing is refused or reset, nothing is answered.
+    fn stall(&self) {
+        self.stalled.send_replace(true);
     }
 
     /// Stops listening and drops every relayed connection.
@@ -46,18 +56,31 @@ impl CuttableRelay {
 
     async fn restore(&mut self) {
         let listener = TcpListener::bind(self.address).await.unwrap();
-        self.connections = Some(tokio::spawn(relay(listener, self.target)));
+        let stalled = self.stalled.subscribe();
+        self.connections = Some(tokio::spawn(relay(listener, self.target, stalled)));
     }
 }
 
 /// Accepts and relays until aborted; aborting drops the listener and, with
-/// the `JoinSet`, every open connection.
-async fn relay(listener: TcpListener, target: SocketAddr) {
+/// the `JoinSet`, every open connection. Once `stalled` turns true, every
+/// connection, open or new, stops relaying but is held open.
+async fn relay(
+    listener: TcpListener,
+    target: SocketAddr,
+    stalled: tokio::sync::watch::Receiver<bool>,
+) {
     let mut open = JoinSet::new();
     while let Ok((mut client, _)) = listener.accept().await {
+        let mut stalled = stalled.clone();
         open.spawn(async move {
             if let Ok(mut server) = TcpStream::connect(target).await {
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                    _ = stalled.wait_for(|stalled| *stalled) => {}
+                }
+                // Both ends stay open and unanswered until the relay ends.
+                std::future::pending::<()>().await;
+                drop((client, server));
             }
         });
     }
@@ -430,4 +453,83 @@ async fn through_an_outage_no_request_hangs_or_fails_500_and_no_acknowledged_wri
             .max()
             .unwrap(),
     ));
+}
+
+/// When the database falls silent instead of refusing (packets dropped,
+/// sockets left open), the ping of every idle connection hangs rather than
+/// fails. The pool checks idle connections one after another, so without
+/// one deadline over the whole wait each idle connection would add a whole
+/// DATABASE_ACQUIRE_TIMEOUT; a request still gets its 503 within one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_database_costs_a_request_one_acquire_timeout_however_many_connections_idle() {
+    let database = TestDatabase::preferred().await;
+    if database.backend() != Backend::Postgres {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: the silent-database test needs PostgreSQL; not run on SQLite"
+        );
+        return;
+    }
+    let (target, _) = redirect(database.url(), "127.0.0.1:1".parse().unwrap());
+    let relay = CuttableRelay::start(target).await;
+    let (_, relayed_url) = redirect(database.url(), relay.address);
+    let app = spawn_app_with(
+        database,
+        &[
+            ("DATABASE_URL", &relayed_url),
+            ("DATABASE_ACQUIRE_TIMEOUT", "1"),
+        ],
+    )
+    .await;
+    let user = TestUser::signed_up(&app).await;
+
+    // Lists at once until the pool holds several connections, all idle.
+    let mut idle = 0;
+    for _ in 0..20 {
+        let lists = (0..16).map(|_| app.list_tasks(&user.token));
+        for response in futures_util::future::join_all(lists).await {
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        idle = idle_connections(&app).await;
+        if idle >= 4 {
+            break;
+        }
+    }
+    assert!(idle >= 4, "the pool opened only {idle} connections");
+    // Idle long enough that the pool pings each before handing it out.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+
+    relay.stall();
+    let sent = Instant::now();
+    let response = app.list_tasks(&user.token).await;
+    let took = sent.elapsed();
+    assert_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    )
+    .await;
+    assert!(
+        took < Duration::from_millis(1_800),
+        "503 after {took:?} with {idle} idle connections and a 1 s acquire timeout"
+    );
+}
+
+/// The pool's idle connections, as `/metrics` reports them.
+async fn idle_connections(app: &crate::helpers::TestApp) -> u32 {
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("todo_api_db_pool_connections{state=\"idle\"} "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
 }
