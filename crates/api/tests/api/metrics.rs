@@ -8,7 +8,7 @@ use todo_persistence::testing::TestDatabase;
 
 use crate::helpers::{TestApp, TestUser, assert_error, spawn_app, spawn_app_with};
 
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let response = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
@@ -20,7 +20,7 @@ async fn scrape(app: &TestApp) -> String {
 
 /// The value of the sample `name{labels}` (labels in the order the text
 /// format writes them: alphabetical), if present.
-fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
     let key = if labels.is_empty() {
         format!("{name} ")
     } else {

@@ -15,7 +15,8 @@ use tokio::task::JoinSet;
 use futures_util::StreamExt;
 
 use crate::db_probe::DbProbe;
-use crate::helpers::{TestUser, assert_error, spawn_app_with};
+use crate::helpers::{TestApp, TestUser, assert_error, spawn_app_with};
+use crate::metrics::{sample, scrape};
 use crate::server_process::report;
 
 /// A TCP relay between the app and PostgreSQL that the test can cut (the
@@ -112,20 +113,22 @@ fn redirect(url: &str, to: SocketAddr) -> (SocketAddr, String) {
     (target, redirected)
 }
 
-#[tokio::test]
-async fn an_outage_answers_503_and_the_service_recovers_by_itself() {
+/// The app on a fresh PostgreSQL database that it reaches through a relay
+/// the test controls, with a 1 s acquire timeout. `None`, with a note on
+/// stderr naming `test`, where only SQLite is available (never in CI:
+/// `preferred` insists on PostgreSQL there).
+async fn app_behind_relay(test: &str) -> Option<(CuttableRelay, TestApp)> {
     let database = TestDatabase::preferred().await;
     if database.backend() != Backend::Postgres {
-        // Only reachable outside CI (`preferred` insists on PostgreSQL there).
         use std::io::Write as _;
         let _ = writeln!(
             std::io::stderr(),
-            "note: the outage test needs PostgreSQL; not run on SQLite"
+            "note: the {test} test needs PostgreSQL; not run on SQLite"
         );
-        return;
+        return None;
     }
     let (target, _) = redirect(database.url(), "127.0.0.1:1".parse().unwrap());
-    let mut relay = CuttableRelay::start(target).await;
+    let relay = CuttableRelay::start(target).await;
     let (_, relayed_url) = redirect(database.url(), relay.address);
     let app = spawn_app_with(
         database,
@@ -135,6 +138,14 @@ async fn an_outage_answers_503_and_the_service_recovers_by_itself() {
         ],
     )
     .await;
+    Some((relay, app))
+}
+
+#[tokio::test]
+async fn an_outage_answers_503_and_the_service_recovers_by_itself() {
+    let Some((mut relay, app)) = app_behind_relay("outage").await else {
+        return;
+    };
 
     let user = TestUser::signed_up(&app).await;
     let acknowledged = app
@@ -230,28 +241,10 @@ struct Outcome {
 async fn through_an_outage_no_request_hangs_or_fails_500_and_no_acknowledged_write_is_lost() {
     const WRITERS: usize = 8;
     const BARRAGE: usize = 200;
-    let database = TestDatabase::preferred().await;
-    if database.backend() != Backend::Postgres {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "note: the outage test needs PostgreSQL; not run on SQLite"
-        );
+    let Some((mut relay, app)) = app_behind_relay("outage").await else {
         return;
-    }
-    let (target, _) = redirect(database.url(), "127.0.0.1:1".parse().unwrap());
-    let mut relay = CuttableRelay::start(target).await;
-    let (_, relayed_url) = redirect(database.url(), relay.address);
-    let app = std::sync::Arc::new(
-        spawn_app_with(
-            database,
-            &[
-                ("DATABASE_URL", &relayed_url),
-                ("DATABASE_ACQUIRE_TIMEOUT", "1"),
-            ],
-        )
-        .await,
-    );
+    };
+    let app = std::sync::Arc::new(app);
     // A sign-up spends most of its time on Argon2, not on the database.
     let signing_up = Instant::now();
     let user = TestUser::signed_up(&app).await;
@@ -462,41 +455,25 @@ async fn through_an_outage_no_request_hangs_or_fails_500_and_no_acknowledged_wri
 /// DATABASE_ACQUIRE_TIMEOUT; a request still gets its 503 within one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_database_costs_a_request_one_acquire_timeout_however_many_connections_idle() {
-    let database = TestDatabase::preferred().await;
-    if database.backend() != Backend::Postgres {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "note: the silent-database test needs PostgreSQL; not run on SQLite"
-        );
+    let Some((relay, app)) = app_behind_relay("silent-database").await else {
         return;
-    }
-    let (target, _) = redirect(database.url(), "127.0.0.1:1".parse().unwrap());
-    let relay = CuttableRelay::start(target).await;
-    let (_, relayed_url) = redirect(database.url(), relay.address);
-    let app = spawn_app_with(
-        database,
-        &[
-            ("DATABASE_URL", &relayed_url),
-            ("DATABASE_ACQUIRE_TIMEOUT", "1"),
-        ],
-    )
-    .await;
+    };
     let user = TestUser::signed_up(&app).await;
 
     // Lists at once until the pool holds several connections, all idle.
-    let mut idle = 0;
+    let mut idle = 0.0;
     for _ in 0..20 {
         let lists = (0..16).map(|_| app.list_tasks(&user.token));
         for response in futures_util::future::join_all(lists).await {
             assert_eq!(response.status(), StatusCode::OK);
         }
-        idle = idle_connections(&app).await;
-        if idle >= 4 {
+        let metrics = scrape(&app).await;
+        idle = sample(&metrics, "todo_api_db_pool_connections", r#"state="idle""#).unwrap_or(0.0);
+        if idle >= 4.0 {
             break;
         }
     }
-    assert!(idle >= 4, "the pool opened only {idle} connections");
+    assert!(idle >= 4.0, "the pool opened only {idle} connections");
     // Idle long enough that the pool pings each before handing it out.
     tokio::time::sleep(Duration::from_millis(1_300)).await;
 
@@ -514,22 +491,4 @@ async fn a_silent_database_costs_a_request_one_acquire_timeout_however_many_conn
         took < Duration::from_millis(1_800),
         "503 after {took:?} with {idle} idle connections and a 1 s acquire timeout"
     );
-}
-
-/// The pool's idle connections, as `/metrics` reports them.
-async fn idle_connections(app: &crate::helpers::TestApp) -> u32 {
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("todo_api_db_pool_connections{state=\"idle\"} "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0)
 }
