@@ -9,14 +9,15 @@
 //! connections kept by deadpool, which checks a connection when it hands
 //! it out, and only if it sat idle long enough to have gone stale.
 //!
-//! SeaORM still builds every statement and decodes every row: this module
-//! only carries a built [`Statement`] to the server and the rows back,
-//! wrapped in the same `DbErr`s SeaORM's own driver produces.
+//! SeaORM still builds every statement: this module only carries a built
+//! [`Statement`] to the server and the rows back, wrapped in the same
+//! `DbErr`s SeaORM's own driver produces. The rows go back as SeaORM's
+//! `QueryResult`s, or, for the hot reads, decoded by the caller's own
+//! function ([`PostgresPool::query_all_decoded`], D39).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool::Runtime;
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult};
 use sea_orm::sea_query::Values;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
@@ -79,12 +80,10 @@ impl PostgresPool {
         max_connections: u32,
         acquire_timeout: Duration,
     ) -> Result<Self, DbErr> {
+        // No per-step timeouts: `connection` puts one deadline over the
+        // whole of taking a connection.
         let pool = managed::Pool::builder(Connector { options })
             .max_size(usize::try_from(max_connections).unwrap_or(usize::MAX))
-            .wait_timeout(Some(acquire_timeout))
-            .create_timeout(Some(acquire_timeout))
-            .recycle_timeout(Some(acquire_timeout))
-            .runtime(Runtime::Tokio1)
             .build()
             .map_err(|err| DbErr::Conn(RuntimeErr::Internal(err.to_string())))?;
         Ok(Self {
@@ -170,10 +169,11 @@ impl PostgresPool {
     }
 
     async fn connection(&self) -> Result<Object<Connector>, DbErr> {
-        // deadpool bounds each step of a `get` by the timeouts above, but
+        // deadpool can bound each step of a `get` (waiting for a slot,
+        // checking an idle connection, opening one) by its own timeout, but
         // when the check of an idle connection fails it goes on to the next
         // idle one, and the next: when the database falls silent, so that
-        // pings hang rather than fail, each idle connection adds a whole
+        // pings hang rather than fail, each idle connection added a whole
         // timeout (6 s for 5 idle connections and a 1 s timeout, in the
         // api suite's silent-database test). One deadline over the whole
         // keeps the wait within DATABASE_ACQUIRE_TIMEOUT. Dropping
