@@ -11,12 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-10}"        # seconds per scenario
-ROUNDS="${ROUNDS:-3}"             # API/ceiling turns for list and get
-ROUND_SECONDS="${ROUND_SECONDS:-8}"
+ROUNDS="${ROUNDS:-3}"             # API-against-ceiling rounds for list and get
+SCALE_ROUNDS="${SCALE_ROUNDS:-4}" # small-against-large rounds for list and get
+WINDOW="${WINDOW:-4}"             # seconds per measurement in those rounds
 CONNECTIONS="${CONNECTIONS:-100}"
 MANY_CONNECTIONS="${MANY_CONNECTIONS:-1000}"
 THREADS="${THREADS:-2}"
 PORT="${BENCH_PORT:-18181}"
+LARGE_PORT="$((PORT + 1))"        # the second server of the scale rounds
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/todo-api-target}"
 export PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
 SECRET="bench-secret-bench-secret-bench-secret-0123"
@@ -27,7 +29,9 @@ COMMIT="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates migration
 RESULTS="bench/results/$RUN_ID.json"
 SMALL_DB="todo_bench_small"
 LARGE_DB="todo_bench_large"
-SERVER_PID=""
+SERVER_PID=""                     # the server run_wrk measures
+SERVER_PORT=""
+SERVER_PIDS=()                    # every server started and not yet stopped
 # The planner setting the service gives its own PostgreSQL sessions
 # (crates/persistence/src/connection.rs): pgbench and EXPLAIN use it too,
 # so the ceiling and the plans are those of the service's statements.
@@ -36,7 +40,7 @@ export PGOPTIONS="-c random_page_cost=1.1"
 log() { printf '\n== %s\n' "$*" >&2; }
 
 cleanup() {
-  [ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  for pid in "${SERVER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -59,25 +63,34 @@ fresh_database() {
   psql -q -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
 }
 
+# start_server DATABASE [PORT]: starts a server, waits until it answers,
+# and makes it the one run_wrk measures.
 start_server() {
+  local database="$1" port="${2:-$PORT}"
   # The sign-up/sign-in rate limit stays on (its middleware runs on every
   # auth request) but with a budget the benchmark cannot spend: it signs
   # 100 users up and signs in thousands of times from one address.
   # Without PGOPTIONS: the server sets its planner option itself.
-  env -u PGOPTIONS DATABASE_URL="postgres://postgres@127.0.0.1:5432/$1?sslmode=disable" \
-    JWT_SECRET="$SECRET" JWT_ISSUER="$ISSUER" PORT="$PORT" RUST_LOG=warn \
+  env -u PGOPTIONS DATABASE_URL="postgres://postgres@127.0.0.1:5432/$database?sslmode=disable" \
+    JWT_SECRET="$SECRET" JWT_ISSUER="$ISSUER" PORT="$port" RUST_LOG=warn \
     AUTH_RATE_LIMIT_PER_MINUTE=1000000 AUTH_RATE_LIMIT_BURST=1000000 ${SERVER_ENV:-} \
-    "$BINARY" >"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
+    "$BINARY" >"$WORK/server-$port.log" 2>&1 &
+  SERVER_PID=$! SERVER_PORT="$port"
+  SERVER_PIDS+=("$SERVER_PID")
   for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && return 0
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null && return 0
     sleep 0.1
   done
-  echo "server did not start" >&2; cat "$WORK/server.log" >&2; exit 1
+  echo "server did not start" >&2; cat "$WORK/server-$port.log" >&2; exit 1
 }
 
-stop_server() {
-  kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
+# use_server PID PORT: makes an already running server the one run_wrk measures.
+use_server() { SERVER_PID="$1" SERVER_PORT="$2"; }
+
+# stop_servers: stops every running server (pgbench needs their connections).
+stop_servers() {
+  for pid in "${SERVER_PIDS[@]}"; do kill -TERM "$pid"; wait "$pid" || true; done
+  SERVER_PIDS=() SERVER_PID="" SERVER_PORT=""
 }
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
@@ -92,7 +105,7 @@ run_wrk() {
   local line
   reset_peak_rss
   line=$(SCENARIO="$scenario" USERS_FILE="$users" wrk -t "$THREADS" -c "$connections" \
-    -d "${seconds}s" --timeout 10s -s bench/scenario.lua "http://127.0.0.1:$PORT" \
+    -d "${seconds}s" --timeout 10s -s bench/scenario.lua "http://127.0.0.1:$SERVER_PORT" \
     | sed -n 's/^WRK_JSON //p')
   line="${line%\}},\"label\":\"$label\",\"connections\":$connections,\"rss_kib\":$(rss_kib),\"peak_rss_kib\":$(peak_rss_kib)}"
   echo "$line" | tee -a "$WORK/results.jsonl" >&2
@@ -162,22 +175,50 @@ explain() {
   } >"bench/results/$RUN_ID-explain-$database.txt"
 }
 
-# One round of list and get against their ceiling: the server answers list
-# and then get for ROUND_SECONDS each, is stopped (pgbench needs its 100
-# connections, and PostgreSQL has 100 slots), and pgbench runs the same two
-# statements for as long. This machine's speed drifts by some 10 % from one
-# minute to the next, moving the API and the ceiling alike; pairing each API
-# figure with a ceiling taken seconds later, and taking the median over the
-# rounds, keeps that drift out of the ratio.
+# One round of list and get against their ceiling, in this order:
+#
+#   API list, API get | pgbench list, get, get, list | API get, API list
+#
+# The server is stopped for the pgbench part: pgbench needs its 100
+# connections, and PostgreSQL has 100 slots. This machine's speed drifts
+# from one minute to the next, moving the API and the ceiling alike, and
+# a run sometimes lands in a slow few seconds. The order is symmetric, so
+# a drift that is steady over the round shifts both sides of each ratio
+# equally; the median over the rounds leaves out a round that a short
+# slow spell hit.
 ceiling_round() {
-  local suffix="$1" database="$2" users="$3" round="$4"
-  start_server "$database"
-  run_wrk "warmup${suffix}_r$round" get "$CONNECTIONS" 3 "$users"
-  run_wrk "list${suffix}_r$round" list "$CONNECTIONS" "$ROUND_SECONDS" "$users"
-  run_wrk "get${suffix}_r$round" get "$CONNECTIONS" "$ROUND_SECONDS" "$users"
-  stop_server
-  run_pgbench "pgbench_list${suffix}_r$round" "$WORK/list.sql" "$database" "$ROUND_SECONDS"
-  run_pgbench "pgbench_get${suffix}_r$round" "$WORK/get.sql" "$database" "$ROUND_SECONDS"
+  local round="$1" users="$WORK/users.txt"
+  start_server "$SMALL_DB"
+  run_wrk "warmup_r${round}a" get "$CONNECTIONS" 2 "$users"
+  run_wrk "list_r${round}a" list "$CONNECTIONS" "$WINDOW" "$users"
+  run_wrk "get_r${round}a" get "$CONNECTIONS" "$WINDOW" "$users"
+  stop_servers
+  run_pgbench "pgbench_list_r${round}a" "$WORK/list.sql" "$SMALL_DB" "$WINDOW"
+  run_pgbench "pgbench_get_r${round}a" "$WORK/get.sql" "$SMALL_DB" "$WINDOW"
+  run_pgbench "pgbench_get_r${round}b" "$WORK/get.sql" "$SMALL_DB" "$WINDOW"
+  run_pgbench "pgbench_list_r${round}b" "$WORK/list.sql" "$SMALL_DB" "$WINDOW"
+  start_server "$SMALL_DB"
+  run_wrk "warmup_r${round}b" get "$CONNECTIONS" 2 "$users"
+  run_wrk "get_r${round}b" get "$CONNECTIONS" "$WINDOW" "$users"
+  run_wrk "list_r${round}b" list "$CONNECTIONS" "$WINDOW" "$users"
+  stop_servers
+}
+
+# One round of the data-scale comparison. Two servers run side by side,
+# one on each data set, so the sets can take turns every few seconds
+# without a restart; only the one under load uses the CPU. For list, then
+# for get: small, large, large, small.
+scale_round() {
+  local round="$1" scenario
+  for scenario in list get; do
+    use_server "$SMALL_PID" "$PORT"
+    run_wrk "${scenario}_small_r${round}a" "$scenario" "$CONNECTIONS" "$WINDOW" "$WORK/users.txt"
+    use_server "$LARGE_PID" "$LARGE_PORT"
+    run_wrk "${scenario}_large_r${round}a" "$scenario" "$CONNECTIONS" "$WINDOW" "$WORK/large-users.txt"
+    run_wrk "${scenario}_large_r${round}b" "$scenario" "$CONNECTIONS" "$WINDOW" "$WORK/large-users.txt"
+    use_server "$SMALL_PID" "$PORT"
+    run_wrk "${scenario}_small_r${round}b" "$scenario" "$CONNECTIONS" "$WINDOW" "$WORK/users.txt"
+  done
 }
 
 write_pgbench_scripts
@@ -190,7 +231,7 @@ python3 bench/prepare.py "http://127.0.0.1:$PORT" 100 20 "$WORK/users.txt"
 write_bench_keys "$SMALL_DB" "$WORK/users.txt"
 explain "$SMALL_DB"
 
-stop_server
+stop_servers
 
 # --- large data set: 10,000 users, about 1,000,000 tasks, seeded with SQL ------
 # Seeded before any measurement, and then left as a long-lived table would
@@ -201,7 +242,7 @@ log "large data set: seeding 10,000 users and 1,001,900 tasks"
 HASH=$(psql -At -d "$SMALL_DB" -c "SELECT password_hash FROM users LIMIT 1")
 fresh_database "$LARGE_DB"
 start_server "$LARGE_DB"    # applies the migrations
-stop_server
+stop_servers
 psql -q -d "$LARGE_DB" -v hash="$HASH" -f bench/seed_large.sql
 psql -At -F ' ' -d "$LARGE_DB" -c "SELECT u.id, u.email, string_agg(t.id::text, ' ') FROM users u JOIN tasks t ON t.user_id = u.id WHERE u.email LIKE 'bench-%' GROUP BY u.id, u.email" \
   | python3 bench/mint_tokens.py "$SECRET" "$ISSUER" 86400 >"$WORK/large-users.txt"
@@ -210,14 +251,17 @@ psql -q -d "$LARGE_DB" -c "VACUUM (ANALYZE) users" -c "VACUUM (ANALYZE) tasks" -
 explain "$LARGE_DB"
 
 # Reads first, while every user still has exactly 20 tasks: the pgbench
-# ceiling runs on the same rows. Each round does the small set and then the
-# large one, so the two are also compared minutes, not a quarter of an hour,
-# apart.
-log "list and get at $CONNECTIONS connections against the pgbench ceiling, $ROUNDS rounds of small and large"
-for round in $(seq 1 "$ROUNDS"); do
-  ceiling_round "" "$SMALL_DB" "$WORK/users.txt" "$round"
-  ceiling_round "_large" "$LARGE_DB" "$WORK/large-users.txt" "$round"
-done
+# ceiling runs on the same rows.
+log "list and get at $CONNECTIONS connections against the pgbench ceiling, $ROUNDS rounds"
+for round in $(seq 1 "$ROUNDS"); do ceiling_round "$round"; done
+
+log "list and get on the small and the large set, $SCALE_ROUNDS rounds"
+start_server "$SMALL_DB" "$PORT"; SMALL_PID="$SERVER_PID"
+run_wrk warmup_small get "$CONNECTIONS" 3 "$WORK/users.txt"
+start_server "$LARGE_DB" "$LARGE_PORT"; LARGE_PID="$SERVER_PID"
+run_wrk warmup_large get "$CONNECTIONS" 3 "$WORK/large-users.txt"
+for round in $(seq 1 "$SCALE_ROUNDS"); do scale_round "$round"; done
+stop_servers
 
 log "reads at $MANY_CONNECTIONS connections"
 start_server "$SMALL_DB"
@@ -229,13 +273,13 @@ log "sign-in: alone, then a burst beside get"
 run_wrk signin signin 8 "$DURATION" "$WORK/users.txt"
 run_wrk get_baseline get "$CONNECTIONS" "$DURATION" "$WORK/users.txt"
 SCENARIO=signin USERS_FILE="$WORK/users.txt" wrk -t 1 -c 8 -d "$((DURATION + 2))s" \
-  -s bench/scenario.lua "http://127.0.0.1:$PORT" >"$WORK/signin-burst.txt" &
+  -s bench/scenario.lua "http://127.0.0.1:$SERVER_PORT" >"$WORK/signin-burst.txt" &
 burst=$!
 sleep 1
 run_wrk get_during_signin_burst get "$CONNECTIONS" "$DURATION" "$WORK/users.txt"
 wait "$burst"
 sed -n 's/^WRK_JSON //p' "$WORK/signin-burst.txt" | sed 's/}$/,"label":"signin_burst"}/' | tee -a "$WORK/results.jsonl" >&2
-stop_server
+stop_servers
 
 # Writes last, and `create` last of all: it adds about 140,000 tasks, and
 # every later list would return hundreds of them per user.
@@ -254,7 +298,7 @@ if [ "${SOAK:-0}" = 1 ]; then
 fi
 run_wrk "mixed_$MANY_CONNECTIONS" mixed "$MANY_CONNECTIONS" "$DURATION" "$WORK/users.txt"
 run_wrk create create "$CONNECTIONS" "$DURATION" "$WORK/users.txt"
-stop_server
+stop_servers
 
 # --- results -----------------------------------------------------------------------
 python3 bench/report.py "$WORK/results.jsonl" "$RESULTS" "$COMMIT" "$DURATION"
