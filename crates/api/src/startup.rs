@@ -3,6 +3,7 @@
 //! with port 0 and talk to the real server.
 
 use std::net::TcpListener;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use actix_cors::Cors;
@@ -80,9 +81,13 @@ impl Application {
     /// # Errors
     /// A [`StartupError`] saying which step failed.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        // One worker a core, actix's own default, stated here because the
+        // statement pool keeps a group of connections for each worker.
+        let workers = std::thread::available_parallelism().map_or(2, NonZeroUsize::get);
         let db = todo_persistence::connect(&DatabaseSettings {
             url: settings.database_url.expose_secret().to_owned(),
             max_connections: settings.database_max_connections,
+            threads: workers,
             acquire_timeout: settings.database_acquire_timeout,
         })
         .await?;
@@ -170,6 +175,7 @@ impl Application {
                     }
                 })
         })
+        .workers(workers)
         // SIGTERM: stop accepting at once, give in-flight requests this
         // long, then exit.
         .shutdown_timeout(hardening.shutdown_timeout.as_secs())

@@ -20,6 +20,11 @@ pub struct DatabaseSettings {
     pub url: String,
     /// The most connections the pool keeps open at once.
     pub max_connections: u32,
+    /// How many threads run statements side by side: the server's
+    /// workers. On PostgreSQL the pool keeps the connections in as many
+    /// groups, one a thread, so that a connection is mostly used by the
+    /// thread that opened it (see `postgres_pool::Groups`).
+    pub threads: usize,
     /// How long a query waits for a free connection (and the first
     /// connection may take to open) before giving up.
     pub acquire_timeout: Duration,
@@ -31,6 +36,7 @@ impl fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("url", &"<redacted>")
             .field("max_connections", &self.max_connections)
+            .field("threads", &self.threads)
             .field("acquire_timeout", &self.acquire_timeout)
             .finish()
     }
@@ -145,6 +151,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Database, ConnectErr
             let statements = PostgresPool::new(
                 pg_options,
                 settings.max_connections,
+                settings.threads,
                 settings.acquire_timeout,
             )
             .map_err(ConnectError::Connect)?;
@@ -251,6 +258,7 @@ mod tests {
         DatabaseSettings {
             url: url.to_owned(),
             max_connections: 1,
+            threads: 1,
             acquire_timeout: Duration::from_millis(500),
         }
     }

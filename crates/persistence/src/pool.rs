@@ -85,6 +85,7 @@ mod tests {
         let db = crate::connect(&crate::DatabaseSettings {
             url,
             max_connections: 3,
+            threads: 1,
             acquire_timeout: std::time::Duration::from_secs(5),
         })
         .await

@@ -15,10 +15,12 @@
 //! `QueryResult`s, or, for the hot reads, decoded by the caller's own
 //! function ([`PostgresPool::query_all_decoded`], D39).
 
+use std::cell::Cell;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult};
+use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult, TimeoutType, Timeouts};
 use sea_orm::sea_query::Values;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sea_orm::sqlx::{self, AssertSqlSafe, Connection};
@@ -67,27 +69,24 @@ impl managed::Manager for Connector {
 /// statement.
 #[derive(Clone)]
 pub(crate) struct PostgresPool {
-    pool: managed::Pool<Connector>,
+    groups: Arc<Groups>,
     acquire_timeout: Duration,
 }
 
 impl PostgresPool {
-    /// A pool of at most `max_connections`, opened lazily; a caller waits
-    /// at most `acquire_timeout` in all for a connection, whether it waits
-    /// for a free one, checks an idle one or opens a new one.
+    /// A pool of at most `max_connections` in all, opened lazily, kept in
+    /// one group per thread of the `threads` that will run statements (see
+    /// [`Groups`]). A caller waits at most `acquire_timeout` in all for a
+    /// connection, whether it waits for a free one, checks an idle one or
+    /// opens a new one.
     pub(crate) fn new(
         options: PgConnectOptions,
         max_connections: u32,
+        threads: usize,
         acquire_timeout: Duration,
     ) -> Result<Self, DbErr> {
-        // No per-step timeouts: `connection` puts one deadline over the
-        // whole of taking a connection.
-        let pool = managed::Pool::builder(Connector { options })
-            .max_size(usize::try_from(max_connections).unwrap_or(usize::MAX))
-            .build()
-            .map_err(|err| DbErr::Conn(RuntimeErr::Internal(err.to_string())))?;
         Ok(Self {
-            pool,
+            groups: Arc::new(Groups::new(options, max_connections, threads)?),
             acquire_timeout,
         })
     }
@@ -154,18 +153,27 @@ impl PostgresPool {
     }
 
     pub(crate) fn usage(&self) -> PoolUsage {
-        let status = self.pool.status();
-        PoolUsage {
-            open: u32::try_from(status.size).unwrap_or(u32::MAX),
-            idle: u32::try_from(status.available).unwrap_or(u32::MAX),
-            max: u32::try_from(status.max_size).unwrap_or(u32::MAX),
+        let mut usage = PoolUsage {
+            open: 0,
+            idle: 0,
+            max: 0,
+        };
+        for group in &self.groups.pools {
+            let status = group.status();
+            let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            usage.open = usage.open.saturating_add(count(status.size));
+            usage.idle = usage.idle.saturating_add(count(status.available));
+            usage.max = usage.max.saturating_add(count(status.max_size));
         }
+        usage
     }
 
     /// Refuses every later request for a connection; open ones close as
     /// they come back.
     pub(crate) fn close(&self) {
-        self.pool.close();
+        for group in &self.groups.pools {
+            group.close();
+        }
     }
 
     async fn connection(&self) -> Result<Object<Connector>, DbErr> {
@@ -179,7 +187,7 @@ impl PostgresPool {
         // keeps the wait within DATABASE_ACQUIRE_TIMEOUT. Dropping
         // deadpool's future at the deadline frees its slot, and closes a
         // connection it was in the middle of checking.
-        let got = tokio::time::timeout(self.acquire_timeout, self.pool.get())
+        let got = tokio::time::timeout(self.acquire_timeout, self.groups.get())
             .await
             .map_err(|_elapsed| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?;
         got.map_err(|err| match err {
@@ -188,6 +196,106 @@ impl PostgresPool {
             PoolError::Backend(cause) => DbErr::Conn(sqlx_runtime(cause)),
             other => DbErr::Conn(RuntimeErr::Internal(other.to_string())),
         })
+    }
+}
+
+/// The pool's connections, in one deadpool per thread that runs
+/// statements.
+///
+/// actix-web runs each worker on a tokio runtime of its own, and a socket
+/// belongs to the runtime of the thread that opened it: that runtime's
+/// reactor learns when its data arrives. With one pool for all workers, a
+/// worker often took a connection another worker had opened, and each
+/// answer from PostgreSQL then had to wake the other worker's thread, which
+/// woke this one. So a thread takes from its own group first, where every
+/// connection is one it opened; only when its group has none to spare does
+/// it take one from another group, and only when every group is in use
+/// does it wait, in its own.
+struct Groups {
+    /// Tells pools apart in each thread's memory of its group.
+    id: usize,
+    pools: Box<[managed::Pool<Connector>]>,
+    /// Hands out groups to threads in turn.
+    next_group: AtomicUsize,
+}
+
+/// Numbers pools for [`HOME_GROUP`]; 0 means none.
+static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
+
+thread_local! {
+    /// The pool this thread used last, and its group in that pool. One
+    /// pool serves the whole process outside tests, so one entry suffices;
+    /// a thread that moves between pools is simply given a group again.
+    static HOME_GROUP: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// deadpool's non-blocking `get`: no wait for a slot. deadpool treats a
+/// zero wait as "try once", so it needs no timer of its own.
+const NO_WAIT: Timeouts = Timeouts {
+    wait: Some(Duration::ZERO),
+    create: None,
+    recycle: None,
+};
+
+impl Groups {
+    fn new(options: PgConnectOptions, max_connections: u32, threads: usize) -> Result<Self, DbErr> {
+        let max_connections = usize::try_from(max_connections).unwrap_or(usize::MAX);
+        // Every group holds at least one connection, and together they hold
+        // `max_connections`, the first groups one more than the rest when
+        // it does not divide evenly.
+        let count = threads.clamp(1, max_connections.max(1));
+        let pools = (0..count)
+            .map(|index| {
+                let size = max_connections / count + usize::from(index < max_connections % count);
+                // No per-step timeouts: `PostgresPool::connection` puts one
+                // deadline over the whole of taking a connection.
+                managed::Pool::builder(Connector {
+                    options: options.clone(),
+                })
+                .max_size(size.max(1))
+                .build()
+                .map_err(|err| DbErr::Conn(RuntimeErr::Internal(err.to_string())))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+            pools,
+            next_group: AtomicUsize::new(0),
+        })
+    }
+
+    /// The group of the calling thread, given on its first use.
+    fn home(&self) -> usize {
+        HOME_GROUP.with(|home| {
+            let (pool, group) = home.get();
+            if pool == self.id {
+                group
+            } else {
+                let group = self.next_group.fetch_add(1, Ordering::Relaxed) % self.pools.len();
+                home.set((self.id, group));
+                group
+            }
+        })
+    }
+
+    async fn get(&self) -> Result<Object<Connector>, PoolError<sqlx::Error>> {
+        let home = self.home();
+        match self.pools[home].timeout_get(&NO_WAIT).await {
+            Err(PoolError::Timeout(TimeoutType::Wait)) => {}
+            got => return got,
+        }
+        // Another group's slot, idle or not yet opened: the pool's whole
+        // size stays usable when one thread has more to do than the rest.
+        for (index, group) in self.pools.iter().enumerate() {
+            if index == home {
+                continue;
+            }
+            match group.timeout_get(&NO_WAIT).await {
+                Err(PoolError::Timeout(TimeoutType::Wait)) => {}
+                got => return got,
+            }
+        }
+        self.pools[home].get().await
     }
 }
 
@@ -228,4 +336,51 @@ fn query_error(err: sqlx::Error) -> DbErr {
 
 fn exec_error(err: sqlx::Error) -> DbErr {
     DbErr::Exec(sqlx_runtime(err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups(max_connections: u32, threads: usize) -> Groups {
+        // The pools open connections lazily: nothing here connects.
+        Groups::new(PgConnectOptions::new(), max_connections, threads).unwrap()
+    }
+
+    fn sizes(groups: &Groups) -> Vec<usize> {
+        groups
+            .pools
+            .iter()
+            .map(|pool| pool.status().max_size)
+            .collect()
+    }
+
+    #[test]
+    fn the_groups_share_out_exactly_the_maximum() {
+        assert_eq!(sizes(&groups(32, 2)), [16, 16]);
+        assert_eq!(sizes(&groups(10, 3)), [4, 3, 3]);
+        assert_eq!(sizes(&groups(5, 2)), [3, 2]);
+    }
+
+    #[test]
+    fn there_are_never_more_groups_than_connections_nor_none() {
+        assert_eq!(sizes(&groups(1, 4)), [1]);
+        assert_eq!(sizes(&groups(3, 0)), [3]);
+    }
+
+    #[test]
+    fn each_thread_keeps_one_group_and_threads_take_turns() {
+        let pool = groups(4, 2);
+        let homes_of_a_thread = || {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| [pool.home(), pool.home(), pool.home()])
+                    .join()
+                    .unwrap()
+            })
+        };
+        assert_eq!(homes_of_a_thread(), [0, 0, 0]);
+        assert_eq!(homes_of_a_thread(), [1, 1, 1]);
+        assert_eq!(homes_of_a_thread(), [0, 0, 0]);
+    }
 }

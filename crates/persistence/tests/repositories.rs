@@ -109,6 +109,9 @@ impl Store {
             url: database.url().to_owned(),
             // PostgreSQL has 100 slots and the tests run in parallel.
             max_connections: 5,
+            // Two groups, so that every test also runs the borrowing
+            // between them (`postgres_pool::Groups`).
+            threads: 2,
             acquire_timeout: Duration::from_secs(10),
         };
         let db = connect(&settings)
@@ -1093,6 +1096,7 @@ async fn a_sqlite_url_without_mode_creates_the_file() {
     let settings = DatabaseSettings {
         url: format!("sqlite://{}", path.display()),
         max_connections: 1,
+        threads: 1,
         acquire_timeout: Duration::from_secs(5),
     };
     let db = connect(&settings).await.unwrap();
@@ -1138,6 +1142,7 @@ async fn the_preferred_database_is_empty_and_usable() {
     let settings = DatabaseSettings {
         url: database.url().to_owned(),
         max_connections: 2,
+        threads: 1,
         acquire_timeout: Duration::from_secs(10),
     };
     let db = connect(&settings).await.unwrap();
@@ -1146,6 +1151,37 @@ async fn the_preferred_database_is_empty_and_usable() {
     migrate(&db).await.unwrap();
     assert!(schema.has_table("tasks").await.unwrap());
     assert_eq!(backend_of(&db), database.backend());
+}
+
+/// The PostgreSQL pool keeps its connections in one group per worker
+/// thread, but one thread with more to do than the others still gets the
+/// pool's every connection: when its own group is in use, it takes the
+/// other groups' slots before it waits. Here one thread runs as many
+/// half-second statements at once as the pool holds, with a quarter-second
+/// acquire timeout: had it waited for its own group's two connections, half
+/// of them would have timed out.
+#[tokio::test(flavor = "current_thread")]
+async fn one_thread_can_use_every_group_of_the_pool_at_once() {
+    let database = TestDatabase::preferred().await;
+    if database.backend() != Backend::Postgres {
+        // `preferred` has said on stderr that PostgreSQL was not reachable;
+        // SQLite's pool is SeaORM's own, in one group.
+        return;
+    }
+    let db = connect(&DatabaseSettings {
+        url: database.url().to_owned(),
+        max_connections: 4,
+        threads: 2,
+        acquire_timeout: Duration::from_millis(250),
+    })
+    .await
+    .unwrap();
+    let sleeps = (0..4).map(|_| db.execute_unprepared("SELECT pg_sleep(0.5)"));
+    for outcome in join_all(sleeps).await {
+        outcome.expect("every statement gets a connection in time");
+    }
+    let usage = todo_persistence::pool_usage(&db).unwrap();
+    assert_eq!((usage.open, usage.max), (4, 4), "{usage:?}");
 }
 
 /// When the server ends our sessions (a restart, an administrator), each

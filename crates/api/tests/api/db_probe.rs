@@ -19,6 +19,7 @@ impl DbProbe {
         let db = todo_persistence::connect(&DatabaseSettings {
             url: url.to_owned(),
             max_connections: 1,
+            threads: 1,
             acquire_timeout: Duration::from_secs(10),
         })
         .await
