@@ -61,14 +61,14 @@ def main():
         api, ceiling = halves(name), halves(f"pgbench_{name}")
         if api and len(api) == len(ceiling):
             ratios = per_round_ratios(api, ceiling, "rps", "tps")
-            checks[f"{name}_vs_pgbench"] = statistics.median(ratios)
+            checks[f"{name}_vs_pgbench"] = round(statistics.median(ratios), 3)
             checks[f"{name}_vs_pgbench_rounds"] = ratios
             checks[f"{name}_median_rps"] = round(statistics.median(
                 (a["rps"] + b["rps"]) / 2 for a, b in api))
         small, large = halves(f"{name}_small"), halves(f"{name}_large")
         if small and len(small) == len(large):
             ratios = per_round_ratios(large, small, "rps", "rps")
-            checks[f"{name}_large_vs_small"] = statistics.median(ratios)
+            checks[f"{name}_large_vs_small"] = round(statistics.median(ratios), 3)
             checks[f"{name}_large_vs_small_rounds"] = ratios
         # The tail target: every 100-connection list or get window counts.
         windows = [row for pair in api + small + large for row in pair]
