@@ -9,18 +9,19 @@ import sys
 
 
 def judge(checks):
-    """Each target of docs/performance.md that this run measured: name -> held."""
+    """Each target of docs/performance.md: name -> held (None: not measured,
+    as in a run without SOAK=1 for the memory-growth target)."""
     targets = {}
 
     def target(name, *keys, test):
-        if all(key in checks for key in keys):
-            targets[name] = bool(test(*(checks[key] for key in keys)))
+        measured = all(key in checks for key in keys)
+        targets[name] = bool(test(*(checks[key] for key in keys))) if measured else None
 
     for name in ("list", "get"):
         target(f"{name} >= 60 % of the pgbench ceiling", f"{name}_vs_pgbench",
                test=lambda ratio: ratio >= 0.60)
-        target(f"{name} p99 <= 4 x p50 at 100 connections", f"{name}_p99_over_p50_worst",
-               test=lambda worst: worst <= 4)
+        target(f"{name} p99 <= 4 x p50 at 100 connections", f"{name}_p99_over_p50",
+               test=lambda ratio: ratio <= 4)
         target(f"{name} on 1M tasks within 15 % of the small set", f"{name}_large_vs_small",
                test=lambda ratio: abs(ratio - 1) <= 0.15)
     target("zero non-2xx and zero socket errors", "total_non_2xx", "total_socket_errors",
@@ -70,11 +71,15 @@ def main():
             ratios = per_round_ratios(large, small, "rps", "rps")
             checks[f"{name}_large_vs_small"] = round(statistics.median(ratios), 3)
             checks[f"{name}_large_vs_small_rounds"] = ratios
-        # The tail target: every 100-connection list or get window counts.
+        # The tail target is judged on the scenario's own run; the rounds'
+        # 4 s windows are reported beside it.
+        if name in by:
+            checks[f"{name}_p99_over_p50"] = round(by[name]["p99_ms"] / by[name]["p50_ms"], 2)
         windows = [row for pair in api + small + large for row in pair]
         if windows:
-            checks[f"{name}_p99_over_p50_worst"] = max(
-                round(row["p99_ms"] / row["p50_ms"], 2) for row in windows)
+            ratios = [row["p99_ms"] / row["p50_ms"] for row in windows]
+            checks[f"{name}_p99_over_p50_worst_window"] = round(max(ratios), 2)
+            checks[f"{name}_windows_over_4x"] = f"{sum(r > 4 for r in ratios)} of {len(ratios)}"
     if "get_baseline" in by and "get_during_signin_burst" in by:
         checks["get_p50_burst_over_baseline"] = round(
             by["get_during_signin_burst"]["p50_ms"] / by["get_baseline"]["p50_ms"], 2)
@@ -126,9 +131,9 @@ def main():
             print(f"| {row['label']} | {row['connections']} | {row['tps']:.0f} (pgbench tps) | "
                   f"avg {row['latency_avg_ms']:.2f} | | | | | | |")
     print("\nchecks:", json.dumps(checks, indent=2))
-    print("\ntargets (issue 3; absent where this run did not measure it):")
+    print("\ntargets (issue 3):")
     for name, held in targets.items():
-        print(f"  {'holds' if held else 'MISSED'}  {name}")
+        print(f"  {'not measured' if held is None else 'holds' if held else 'MISSED'}  {name}")
     print(f"\nwritten: {out_path}")
 
 
