@@ -85,9 +85,9 @@ impl Application {
         // share the cores with PostgreSQL's backends, and since each keeps
         // its own connections (D41) it rarely sleeps under load. Two
         // busy threads against some thirty backends were preempted for long
-        // stretches: a 2-core `get` run had p99 at 3-4 × p50, with stalls up
-        // to 300 ms; with four workers p99 stayed near 2.6 × p50 at the
-        // same throughput. The pool keeps a group of connections for each
+        // stretches: 4 s `get` windows on 2 cores had p99 at 2.6-6.5 × p50,
+        // with stalls up to 330 ms; with four workers, mostly 2.6-2.8 ×, at
+        // the same throughput. The pool keeps a group of connections for each
         // worker, so it is told the count.
         let workers = 2 * std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let db = todo_persistence::connect(&DatabaseSettings {
