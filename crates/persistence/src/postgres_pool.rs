@@ -158,9 +158,9 @@ impl PostgresPool {
             idle: 0,
             max: 0,
         };
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         for group in &self.groups.pools {
             let status = group.status();
-            let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
             usage.open = usage.open.saturating_add(count(status.size));
             usage.idle = usage.idle.saturating_add(count(status.available));
             usage.max = usage.max.saturating_add(count(status.max_size));
@@ -280,16 +280,11 @@ impl Groups {
 
     async fn get(&self) -> Result<Object<Connector>, PoolError<sqlx::Error>> {
         let home = self.home();
-        match self.pools[home].timeout_get(&NO_WAIT).await {
-            Err(PoolError::Timeout(TimeoutType::Wait)) => {}
-            got => return got,
-        }
-        // Another group's slot, idle or not yet opened: the pool's whole
-        // size stays usable when one thread has more to do than the rest.
-        for (index, group) in self.pools.iter().enumerate() {
-            if index == home {
-                continue;
-            }
+        // The home group first, then every other group's slot, idle or not
+        // yet opened: the pool's whole size stays usable when one thread
+        // has more to do than the rest.
+        let count = self.pools.len();
+        for group in (0..count).map(|offset| &self.pools[(home + offset) % count]) {
             match group.timeout_get(&NO_WAIT).await {
                 Err(PoolError::Timeout(TimeoutType::Wait)) => {}
                 got => return got,
