@@ -17,6 +17,7 @@ mod health;
 mod instances;
 mod isolation;
 mod metrics;
+mod no_echo;
 mod outage;
 mod properties;
 mod provider;
