@@ -95,6 +95,13 @@ pub struct HardeningSettings {
     /// How many of those may come at once (`AUTH_RATE_LIMIT_BURST`,
     /// default 10).
     pub auth_rate_limit_burst: u32,
+    /// How many sign-ups and sign-ins may wait for the password hasher
+    /// (`PASSWORD_HASH_QUEUE`, default 32); one more is answered 503
+    /// `busy` at once.
+    pub password_hash_queue: u32,
+    /// How long one of them may wait for its turn before it is answered
+    /// 503 `busy` (`PASSWORD_HASH_WAIT_SECONDS`, default 2).
+    pub password_hash_wait: Duration,
     /// Whether the client address is taken from `X-Forwarded-For` /
     /// `Forwarded` as set by one trusted reverse proxy
     /// (`TRUST_PROXY_HEADERS`, default false: the TCP peer).
@@ -266,6 +273,8 @@ impl HardeningSettings {
             },
             auth_rate_limit_per_minute: positive("AUTH_RATE_LIMIT_PER_MINUTE", 20)?,
             auth_rate_limit_burst: positive("AUTH_RATE_LIMIT_BURST", 10)?,
+            password_hash_queue: positive("PASSWORD_HASH_QUEUE", 32)?,
+            password_hash_wait: seconds("PASSWORD_HASH_WAIT_SECONDS", 2)?,
             trust_proxy_headers,
         })
     }
@@ -413,6 +422,8 @@ mod tests {
         assert_eq!(hardening.keep_alive, Some(Duration::from_secs(5)));
         assert_eq!(hardening.auth_rate_limit_per_minute, 20);
         assert_eq!(hardening.auth_rate_limit_burst, 10);
+        assert_eq!(hardening.password_hash_queue, 32);
+        assert_eq!(hardening.password_hash_wait, Duration::from_secs(2));
         assert!(!hardening.trust_proxy_headers);
     }
 
@@ -422,17 +433,23 @@ mod tests {
             ("SHUTDOWN_TIMEOUT_SECONDS", "3"),
             ("AUTH_RATE_LIMIT_BURST", "2"),
             ("TRUST_PROXY_HEADERS", "TRUE"),
+            ("PASSWORD_HASH_QUEUE", "5"),
+            ("PASSWORD_HASH_WAIT_SECONDS", "7"),
         ])
         .unwrap()
         .hardening;
         assert_eq!(hardening.shutdown_timeout, Duration::from_secs(3));
         assert_eq!(hardening.auth_rate_limit_burst, 2);
+        assert_eq!(hardening.password_hash_queue, 5);
+        assert_eq!(hardening.password_hash_wait, Duration::from_secs(7));
         assert!(hardening.trust_proxy_headers);
         for (name, value) in [
             ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
             ("CLIENT_REQUEST_TIMEOUT_SECONDS", "0"),
             ("TRUST_PROXY_HEADERS", "maybe"),
             ("REQUEST_BODY_TIMEOUT_SECONDS", "-1"),
+            ("PASSWORD_HASH_QUEUE", "0"),
+            ("PASSWORD_HASH_WAIT_SECONDS", "0"),
         ] {
             let error = settings(&[(name, value)]).unwrap_err();
             assert!(error.to_string().starts_with(name), "{error}");

@@ -188,6 +188,8 @@ mod tests {
             keep_alive: None,
             auth_rate_limit_per_minute: 1,
             auth_rate_limit_burst: burst,
+            password_hash_queue: 1,
+            password_hash_wait: std::time::Duration::from_secs(1),
             trust_proxy_headers: trust,
         }
     }

@@ -13,6 +13,7 @@ mod cross_user;
 mod docs;
 mod external_auth;
 mod general;
+mod hashing;
 mod health;
 mod instances;
 mod isolation;

@@ -91,10 +91,10 @@ async fn wrong_types_in_task_bodies_are_not_quoted() {
             "98765432",
         ),
         (
-            json!({"title": 2.718_281_828}),
+            json!({"title": 1.234_567_89}),
             "title",
             "a string",
-            "2.718281828",
+            "1.23456789",
         ),
         (
             json!({"title": {"x": "nested-secret"}}),
