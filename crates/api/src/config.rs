@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::proxies::TrustedProxies;
+
 mod external;
 
 pub use external::ExternalAuthSettings;
@@ -26,6 +28,15 @@ pub enum ConfigError {
         name: &'static str,
         /// What is wrong with it (never its value, which may be secret).
         reason: &'static str,
+    },
+    /// A variable that is no longer read is set: refused rather than
+    /// ignored, so that its meaning is not lost without notice.
+    #[error("{name} is no longer read: {instead}")]
+    Retired {
+        /// The variable.
+        name: &'static str,
+        /// What to set instead.
+        instead: &'static str,
     },
     /// A variable that has no default here is missing.
     #[error("{name} must be set: {reason}")]
@@ -102,10 +113,9 @@ pub struct HardeningSettings {
     /// How long one of them may wait for its turn before it is answered
     /// 503 `busy` (`PASSWORD_HASH_WAIT_SECONDS`, default 2).
     pub password_hash_wait: Duration,
-    /// Whether the client address is taken from `X-Forwarded-For` /
-    /// `Forwarded` as set by one trusted reverse proxy
-    /// (`TRUST_PROXY_HEADERS`, default false: the TCP peer).
-    pub trust_proxy_headers: bool,
+    /// The reverse proxies whose `X-Forwarded-For` is believed
+    /// (`TRUSTED_PROXIES`, default none: the client is the TCP peer).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Settings {
@@ -246,17 +256,20 @@ impl HardeningSettings {
                 value => Ok(value),
             }
         };
-        let trust_proxy_headers = match get("TRUST_PROXY_HEADERS").map(|v| v.trim().to_lowercase())
-        {
-            None => false,
-            Some(value) if matches!(value.as_str(), "true" | "1" | "yes") => true,
-            Some(value) if matches!(value.as_str(), "false" | "0" | "no") => false,
-            Some(_) => {
-                return Err(ConfigError::Invalid {
-                    name: "TRUST_PROXY_HEADERS",
-                    reason: "must be true or false",
-                });
-            }
+        if get("TRUST_PROXY_HEADERS").is_some() {
+            return Err(ConfigError::Retired {
+                name: "TRUST_PROXY_HEADERS",
+                instead: "list the addresses of your reverse proxies in TRUSTED_PROXIES \
+                          (comma-separated, CIDR blocks allowed, e.g. 10.0.0.0/8), or unset it",
+            });
+        }
+        let trusted_proxies = match get("TRUSTED_PROXIES") {
+            None => TrustedProxies::none(),
+            Some(list) => TrustedProxies::parse(&list).map_err(|_| ConfigError::Invalid {
+                name: "TRUSTED_PROXIES",
+                reason: "must be a comma-separated list of IP addresses and CIDR blocks \
+                         (10.0.0.0/8, 2001:db8::/32, 192.0.2.7)",
+            })?,
         };
         Ok(Self {
             shutdown_timeout: seconds("SHUTDOWN_TIMEOUT_SECONDS", 30)?,
@@ -275,7 +288,7 @@ impl HardeningSettings {
             auth_rate_limit_burst: positive("AUTH_RATE_LIMIT_BURST", 10)?,
             password_hash_queue: positive("PASSWORD_HASH_QUEUE", 32)?,
             password_hash_wait: seconds("PASSWORD_HASH_WAIT_SECONDS", 2)?,
-            trust_proxy_headers,
+            trusted_proxies,
         })
     }
 }
@@ -424,7 +437,7 @@ mod tests {
         assert_eq!(hardening.auth_rate_limit_burst, 10);
         assert_eq!(hardening.password_hash_queue, 32);
         assert_eq!(hardening.password_hash_wait, Duration::from_secs(2));
-        assert!(!hardening.trust_proxy_headers);
+        assert!(hardening.trusted_proxies.is_empty());
     }
 
     #[test]
@@ -432,7 +445,7 @@ mod tests {
         let hardening = settings(&[
             ("SHUTDOWN_TIMEOUT_SECONDS", "3"),
             ("AUTH_RATE_LIMIT_BURST", "2"),
-            ("TRUST_PROXY_HEADERS", "TRUE"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
             ("PASSWORD_HASH_QUEUE", "5"),
             ("PASSWORD_HASH_WAIT_SECONDS", "7"),
         ])
@@ -442,11 +455,14 @@ mod tests {
         assert_eq!(hardening.auth_rate_limit_burst, 2);
         assert_eq!(hardening.password_hash_queue, 5);
         assert_eq!(hardening.password_hash_wait, Duration::from_secs(7));
-        assert!(hardening.trust_proxy_headers);
+        assert_eq!(
+            hardening.trusted_proxies,
+            TrustedProxies::parse("10.0.0.0/8,::1").unwrap()
+        );
         for (name, value) in [
             ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
             ("CLIENT_REQUEST_TIMEOUT_SECONDS", "0"),
-            ("TRUST_PROXY_HEADERS", "maybe"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
             ("REQUEST_BODY_TIMEOUT_SECONDS", "-1"),
             ("PASSWORD_HASH_QUEUE", "0"),
             ("PASSWORD_HASH_WAIT_SECONDS", "0"),
@@ -454,6 +470,24 @@ mod tests {
             let error = settings(&[(name, value)]).unwrap_err();
             assert!(error.to_string().starts_with(name), "{error}");
         }
+    }
+
+    #[test]
+    fn the_retired_proxy_switch_stops_the_start_naming_its_replacement() {
+        for value in ["true", "false"] {
+            let error = settings(&[("TRUST_PROXY_HEADERS", value)]).unwrap_err();
+            let message = error.to_string();
+            assert!(message.starts_with("TRUST_PROXY_HEADERS"), "{message}");
+            assert!(message.contains("TRUSTED_PROXIES"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_bad_proxy_list_names_the_variable_without_echoing_it() {
+        let error = settings(&[("TRUSTED_PROXIES", "10.0.0.0/33")]).unwrap_err();
+        let message = error.to_string();
+        assert!(message.starts_with("TRUSTED_PROXIES"), "{message}");
+        assert!(!message.contains("10.0.0.0/33"), "{message}");
     }
 
     #[test]

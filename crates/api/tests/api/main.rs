@@ -22,6 +22,7 @@ mod no_echo;
 mod outage;
 mod properties;
 mod provider;
+mod proxies;
 mod shutdown;
 mod slow_clients;
 mod tasks;
