@@ -148,12 +148,25 @@ async fn without_trusted_proxies_every_header_is_ignored() {
 
 #[test]
 fn the_retired_switch_stops_the_binary_with_the_replacement_named() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_todo-api"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_todo-api"))
         .env_clear()
         .env("TRUST_PROXY_HEADERS", "true")
         .env("PORT", "0")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("the binary runs");
+    // A binary that accepted the variable would serve for ever.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the binary started with TRUST_PROXY_HEADERS set");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
     assert!(!output.status.success());
     let printed = format!(
         "{}{}",
