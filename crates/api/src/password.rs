@@ -398,14 +398,29 @@ mod tests {
         }
     }
 
+    /// Polls `condition` until it holds (10 s at most), so the tests do
+    /// not depend on how fast a loaded machine schedules their tasks.
+    async fn until(condition: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            assert!(std::time::Instant::now() < deadline, "never happened");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn spawn_job(
+        hasher: &Arc<Argon2PasswordHasher>,
+        millis: u64,
+    ) -> tokio::task::JoinHandle<Result<(), DomainError>> {
+        let hasher = hasher.clone();
+        tokio::spawn(async move { hasher.run(slow_job(millis)).await })
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_turn_stays_taken_until_the_hash_ends_though_its_caller_left() {
         let hasher = Arc::new(Argon2PasswordHasher::new(limits(8, 5_000)).unwrap());
-        let first = tokio::spawn({
-            let hasher = hasher.clone();
-            async move { hasher.run(slow_job(300)).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let first = spawn_job(&hasher, 1_000);
+        until(|| hasher.metrics.in_progress.get() == 1).await;
         first.abort();
         let _ = first.await;
         assert_eq!(hasher.turns.permits.available_permits(), 0);
@@ -418,19 +433,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_caller_past_the_queue_is_refused_at_once_with_the_wait_to_retry_after() {
         let hasher = Arc::new(Argon2PasswordHasher::new(limits(1, 5_000)).unwrap());
-        let running = tokio::spawn({
-            let hasher = hasher.clone();
-            async move { hasher.run(slow_job(400)).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let queued = tokio::spawn({
-            let hasher = hasher.clone();
-            async move { hasher.run(slow_job(1)).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let running = spawn_job(&hasher, 1_000);
+        until(|| hasher.metrics.in_progress.get() == 1).await;
+        let queued = spawn_job(&hasher, 1);
+        until(|| hasher.turns.waiting.load(Ordering::Acquire) == 1).await;
         let started = std::time::Instant::now();
         let refused = hasher.run(slow_job(1)).await;
-        assert!(started.elapsed() < Duration::from_millis(100));
+        // At once: well before the 5 s wait could have run out.
+        assert!(started.elapsed() < Duration::from_secs(1));
         assert!(
             matches!(refused, Err(DomainError::Busy { retry_after }) if retry_after.as_secs() == 5),
             "{refused:?}"
@@ -443,11 +453,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_caller_without_a_turn_within_the_wait_is_refused() {
         let hasher = Arc::new(Argon2PasswordHasher::new(limits(8, 100)).unwrap());
-        let running = tokio::spawn({
-            let hasher = hasher.clone();
-            async move { hasher.run(slow_job(500)).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let running = spawn_job(&hasher, 1_500);
+        until(|| hasher.metrics.in_progress.get() == 1).await;
         let started = std::time::Instant::now();
         let refused = hasher.run(slow_job(1)).await;
         let waited = started.elapsed();
@@ -456,31 +463,25 @@ mod tests {
             "{refused:?}"
         );
         assert!(
-            (Duration::from_millis(90)..Duration::from_millis(400)).contains(&waited),
+            (Duration::from_millis(90)..Duration::from_millis(1_000)).contains(&waited),
             "{waited:?}"
         );
-        running.await.unwrap().unwrap();
         // Its place in the queue was given back.
         assert_eq!(hasher.turns.waiting.load(Ordering::Acquire), 0);
+        running.await.unwrap().unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_caller_that_leaves_the_queue_frees_its_place() {
         let hasher = Arc::new(Argon2PasswordHasher::new(limits(1, 5_000)).unwrap());
-        let running = tokio::spawn({
-            let hasher = hasher.clone();
-            async move { hasher.run(slow_job(300)).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let leaving = tokio::spawn({
-            let hasher = hasher.clone();
-            async move { hasher.run(slow_job(1)).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(hasher.turns.waiting.load(Ordering::Acquire), 1);
+        let running = spawn_job(&hasher, 1_000);
+        until(|| hasher.metrics.in_progress.get() == 1).await;
+        let leaving = spawn_job(&hasher, 1);
+        until(|| hasher.turns.waiting.load(Ordering::Acquire) == 1).await;
         leaving.abort();
         let _ = leaving.await;
         assert_eq!(hasher.turns.waiting.load(Ordering::Acquire), 0);
+        assert_eq!(hasher.metrics.waiting.get(), 0);
         // The freed place is usable: this caller waits and gets its turn.
         hasher.run(slow_job(1)).await.unwrap();
         running.await.unwrap().unwrap();
