@@ -3,7 +3,6 @@
 //! with port 0 and talk to the real server.
 
 use std::net::TcpListener;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use actix_cors::Cors;
@@ -14,7 +13,8 @@ use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
 use todo_domain::{AccountService, IdentityService, SystemClock, TaskService};
 use todo_persistence::{
-    Database, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository, SeaUserRepository,
+    DatabaseConnection, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository,
+    SeaUserRepository,
 };
 
 use crate::auth::{Authenticator, ExternalTokens, Jwks, TokenKeys, require_user, spawn_refresher};
@@ -61,7 +61,7 @@ struct AppState {
     accounts: web::Data<AccountService>,
     keys: web::Data<TokenKeys>,
     authenticator: web::Data<Authenticator>,
-    db: web::Data<Database>,
+    db: web::Data<DatabaseConnection>,
     cors_allowed_origins: Arc<Vec<String>>,
     auth_rate_limiter: web::Data<AuthRateLimiter>,
     body_read_timeout: BodyReadTimeout,
@@ -81,19 +81,9 @@ impl Application {
     /// # Errors
     /// A [`StartupError`] saying which step failed.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
-        // Two workers a core, where actix's default is one: the workers
-        // share the cores with PostgreSQL's backends, and since each keeps
-        // its own connections (D41) it rarely sleeps under load. Two
-        // busy threads against some thirty backends were preempted for long
-        // stretches: 4 s `get` windows on 2 cores had p99 at 2.6-6.5 × p50,
-        // with stalls up to 330 ms; with four workers, mostly 2.6-2.8 ×, at
-        // the same throughput. The pool keeps a group of connections for each
-        // worker, so it is told the count.
-        let workers = 2 * std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let db = todo_persistence::connect(&DatabaseSettings {
             url: settings.database_url.expose_secret().to_owned(),
             max_connections: settings.database_max_connections,
-            threads: workers,
             acquire_timeout: settings.database_acquire_timeout,
         })
         .await?;
@@ -181,7 +171,6 @@ impl Application {
                     }
                 })
         })
-        .workers(workers)
         // SIGTERM: stop accepting at once, give in-flight requests this
         // long, then exit.
         .shutdown_timeout(hardening.shutdown_timeout.as_secs())
