@@ -42,14 +42,12 @@ pub enum Backend {
 }
 
 /// What the planner of this service's PostgreSQL sessions charges for a
-/// page read out of order, where PostgreSQL's default (4, four times a page
-/// read in order) assumes a spinning disk. Every hot statement here reads a
-/// few rows of one user through an index, from a working set that stays in
-/// memory. Under the default, once users own some 100 tasks each, the
-/// planner read a list as a bitmap heap scan plus a sort instead of the
-/// `(user_id, created_at, id)` index in order; on a million tasks that cost
-/// PostgreSQL about a tenth more time per list (docs/performance.md). 1.1
-/// is the value commonly used for SSDs and cached data.
+/// page read out of order, where PostgreSQL's default assumes a spinning
+/// disk. Every hot statement here reads a few rows of one user through an
+/// index, from a working set that stays in memory; under the default, the
+/// planner chose a bitmap scan plus a sort over reading a big table's
+/// `(user_id, created_at, id)` index in order (docs/performance.md). 1.1 is
+/// the value commonly used for SSDs and cached data.
 const RANDOM_PAGE_COST: &str = "1.1";
 
 /// Adds the service's planner settings to the connection's start-up
