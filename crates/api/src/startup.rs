@@ -26,7 +26,7 @@ use crate::metrics::{Metrics, MetricsError};
 use crate::password::Argon2PasswordHasher;
 use crate::rate_limit::{AuthRateLimiter, limit_auth_attempts};
 use crate::routes::{auth, docs, fallback, health, metrics, tasks};
-use crate::security_headers::add_security_headers;
+use crate::security_headers::security_headers;
 use crate::telemetry::{self, REQUEST_ID_HEADER};
 
 /// Why the service could not start.
@@ -162,7 +162,7 @@ impl Application {
                 ))
                 // Security headers on every answer, pre-flights and errors
                 // included; only the request log sits outside them.
-                .wrap(from_fn(add_security_headers))
+                .wrap(security_headers())
                 .wrap(from_fn(telemetry::trace_request))
                 .wrap(from_fn(track_requests))
                 .app_data(state.tasks.clone())
