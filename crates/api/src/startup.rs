@@ -16,6 +16,7 @@ use todo_domain::{AccountService, IdentityService, SystemClock, TaskService};
 use todo_persistence::{
     Database, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository, SeaUserRepository,
 };
+use tracing_actix_web::TracingLogger;
 
 use crate::auth::{Authenticator, ExternalTokens, Jwks, TokenKeys, require_user, spawn_refresher};
 use crate::body::BodyReadTimeout;
@@ -27,7 +28,7 @@ use crate::password::Argon2PasswordHasher;
 use crate::rate_limit::{AuthRateLimiter, limit_auth_attempts};
 use crate::routes::{auth, docs, fallback, health, metrics, tasks};
 use crate::security_headers::security_headers;
-use crate::telemetry::{self, REQUEST_ID_HEADER};
+use crate::telemetry::{REQUEST_ID_HEADER, RequestSpan, echo_request_id};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -161,9 +162,10 @@ impl Application {
                     state.metrics.middleware(),
                 ))
                 // Security headers on every answer, pre-flights and errors
-                // included; only the request log sits outside them.
+                // included; only the request id and log sit outside them.
                 .wrap(security_headers())
-                .wrap(from_fn(telemetry::trace_request))
+                .wrap(from_fn(echo_request_id))
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(track_requests))
                 .app_data(state.tasks.clone())
                 .app_data(state.accounts.clone())
