@@ -23,7 +23,7 @@ use crate::body::BodyReadTimeout;
 use crate::config::Settings;
 use crate::connection_watch::{track_requests, watch_connections};
 use crate::error::json_error_bodies;
-use crate::metrics::{Metrics, MetricsError};
+use crate::metrics::{Metrics, MetricsError, bound_method};
 use crate::password::Argon2PasswordHasher;
 use crate::rate_limit::{AuthRateLimiter, limit_auth_attempts};
 use crate::routes::{auth, docs, fallback, health, metrics, tasks};
@@ -161,6 +161,7 @@ impl Application {
                     state.metrics_enabled,
                     state.metrics.middleware(),
                 ))
+                .wrap(from_fn(bound_method))
                 // Security headers on every answer, pre-flights and errors
                 // included; only the request id and log sit outside them.
                 .wrap(security_headers())
