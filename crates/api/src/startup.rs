@@ -16,18 +16,19 @@ use todo_persistence::{
     DatabaseConnection, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository,
     SeaUserRepository,
 };
+use tracing_actix_web::TracingLogger;
 
 use crate::auth::{Authenticator, ExternalTokens, Jwks, TokenKeys, require_user, spawn_refresher};
 use crate::body::BodyReadTimeout;
 use crate::config::Settings;
 use crate::connection_watch::{track_requests, watch_connections};
 use crate::error::json_error_bodies;
-use crate::metrics::{Metrics, MetricsError};
+use crate::metrics::{Metrics, MetricsError, bound_method};
 use crate::password::Argon2PasswordHasher;
 use crate::rate_limit::{AuthRateLimiter, limit_auth_attempts};
 use crate::routes::{auth, docs, fallback, health, metrics, tasks};
-use crate::security_headers::add_security_headers;
-use crate::telemetry::{self, REQUEST_ID_HEADER};
+use crate::security_headers::security_headers;
+use crate::telemetry::{REQUEST_ID_HEADER, RequestSpan, echo_request_id};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -150,10 +151,12 @@ impl Application {
                     state.metrics_enabled,
                     state.metrics.middleware(),
                 ))
+                .wrap(from_fn(bound_method))
                 // Security headers on every answer, pre-flights and errors
-                // included; only the request log sits outside them.
-                .wrap(from_fn(add_security_headers))
-                .wrap(from_fn(telemetry::trace_request))
+                // included; only the request id and log sit outside them.
+                .wrap(security_headers())
+                .wrap(from_fn(echo_request_id))
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(track_requests))
                 .app_data(state.tasks.clone())
                 .app_data(state.accounts.clone())
