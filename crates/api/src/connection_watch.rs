@@ -5,8 +5,8 @@
 //! starts on another request, nothing reliably times that second head: a
 //! client could trickle it in a byte at a time and keep the connection for
 //! as long as it liked. Turning keep-alive off closes the hole, but every
-//! request then pays for a new TCP connection: 7,700 instead of 11,100
-//! `get`s a second on the 2-core benchmark machine.
+//! request then pays for a new TCP connection, which costs a large share
+//! of the throughput (docs/performance.md).
 //!
 //! So every connection is watched instead. [`track_requests`] notes when a
 //! request starts and ends; a small task per connection looks once a second

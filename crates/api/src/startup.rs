@@ -3,7 +3,6 @@
 //! with port 0 and talk to the real server.
 
 use std::net::TcpListener;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use actix_cors::Cors;
@@ -14,20 +13,22 @@ use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
 use todo_domain::{AccountService, IdentityService, SystemClock, TaskService};
 use todo_persistence::{
-    Database, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository, SeaUserRepository,
+    DatabaseConnection, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository,
+    SeaUserRepository,
 };
+use tracing_actix_web::TracingLogger;
 
 use crate::auth::{Authenticator, ExternalTokens, Jwks, TokenKeys, require_user, spawn_refresher};
 use crate::body::BodyReadTimeout;
 use crate::config::Settings;
 use crate::connection_watch::{track_requests, watch_connections};
 use crate::error::json_error_bodies;
-use crate::metrics::{Metrics, MetricsError};
+use crate::metrics::{Metrics, MetricsError, bound_method};
 use crate::password::{Argon2PasswordHasher, HashingLimits};
 use crate::rate_limit::{AuthRateLimiter, limit_auth_attempts};
 use crate::routes::{auth, docs, fallback, health, metrics, tasks};
-use crate::security_headers::add_security_headers;
-use crate::telemetry::{self, REQUEST_ID_HEADER};
+use crate::security_headers::security_headers;
+use crate::telemetry::{REQUEST_ID_HEADER, RequestSpan, echo_request_id};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +62,7 @@ struct AppState {
     accounts: web::Data<AccountService>,
     keys: web::Data<TokenKeys>,
     authenticator: web::Data<Authenticator>,
-    db: web::Data<Database>,
+    db: web::Data<DatabaseConnection>,
     cors_allowed_origins: Arc<Vec<String>>,
     auth_rate_limiter: web::Data<AuthRateLimiter>,
     body_read_timeout: BodyReadTimeout,
@@ -81,19 +82,9 @@ impl Application {
     /// # Errors
     /// A [`StartupError`] saying which step failed.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
-        // Two workers a core, where actix's default is one: the workers
-        // share the cores with PostgreSQL's backends, and since each keeps
-        // its own connections (D41) it rarely sleeps under load. Two
-        // busy threads against some thirty backends were preempted for long
-        // stretches: 4 s `get` windows on 2 cores had p99 at 2.6-6.5 × p50,
-        // with stalls up to 330 ms; with four workers, mostly 2.6-2.8 ×, at
-        // the same throughput. The pool keeps a group of connections for each
-        // worker, so it is told the count.
-        let workers = 2 * std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let db = todo_persistence::connect(&DatabaseSettings {
             url: settings.database_url.expose_secret().to_owned(),
             max_connections: settings.database_max_connections,
-            threads: workers,
             acquire_timeout: settings.database_acquire_timeout,
         })
         .await?;
@@ -169,10 +160,12 @@ impl Application {
                     state.metrics_enabled,
                     state.metrics.middleware(),
                 ))
+                .wrap(from_fn(bound_method))
                 // Security headers on every answer, pre-flights and errors
-                // included; only the request log sits outside them.
-                .wrap(from_fn(add_security_headers))
-                .wrap(from_fn(telemetry::trace_request))
+                // included; only the request id and log sit outside them.
+                .wrap(security_headers())
+                .wrap(from_fn(echo_request_id))
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(track_requests))
                 .app_data(state.tasks.clone())
                 .app_data(state.accounts.clone())
@@ -190,7 +183,6 @@ impl Application {
                     }
                 })
         })
-        .workers(workers)
         // SIGTERM: stop accepting at once, give in-flight requests this
         // long, then exit.
         .shutdown_timeout(hardening.shutdown_timeout.as_secs())

@@ -1,28 +1,35 @@
 //! Logging: the global subscriber (`RUST_LOG` filters, default `info`;
-//! `LOG_FORMAT` picks JSON lines or human-readable lines), and the
-//! middleware that gives every request an id and writes one line when it
-//! is answered.
+//! `LOG_FORMAT` picks JSON lines or human-readable lines), and the request
+//! span: tracing-actix-web's `TracingLogger` with [`RequestSpan`] names
+//! every request, runs it inside a span that carries its id, and writes
+//! one line when it is answered; [`echo_request_id`] returns the id.
 //!
-//! The request line holds the method, the route pattern (never the path
-//! with its ids, nor the query), the status, the latency and the request
-//! id: nothing a client sent in a header or a body, so neither tokens nor
-//! passwords can reach the log through it.
+//! The request line holds the method (an overlong one cut), the route
+//! pattern (never the path with its ids, nor the query), the status, the
+//! latency and the request id: nothing a client sent in a header or a
+//! body, so neither tokens nor passwords can reach the log through it.
 
+use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
-use tracing::Instrument;
+use tracing::Span;
+use tracing_actix_web::RootSpanBuilder;
 use tracing_subscriber::EnvFilter;
 
 /// The header a request id is read from and echoed in.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 /// The longest request id taken from a client; a longer one is replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
+/// The longest method written whole in the request line; any token is a
+/// method, so a longer one is cut.
+const MAX_LOGGED_METHOD_LEN: usize = 16;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +110,9 @@ const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,sea_orm=warn";
 
 /// The id of one request: the client's `X-Request-Id` when it is 1 to 128
 /// visible ASCII characters (safe in a header and a log line), else a new
-/// UUIDv7. Handlers can read it from the request's extensions.
+/// UUIDv7. Handlers can read it from the request's extensions (not
+/// tracing-actix-web's own `RequestId`, a random UUID that ignores the
+/// client's header).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(String);
 
@@ -129,46 +138,98 @@ impl RequestId {
     }
 }
 
-/// Middleware, outermost: names the request, runs it inside a span that
-/// carries the id, logs one line with the outcome, and echoes the id in
-/// `X-Request-Id`.
-pub async fn trace_request(
+/// The root span builder of `tracing_actix_web::TracingLogger`: settles
+/// the request id, opens the `request` span with it, and writes the one
+/// request line when the answer is ready.
+pub struct RequestSpan;
+
+/// What the request line needs from the start of a request, kept in its
+/// extensions: the method as sent (inner middleware may rename an unknown
+/// one for the metrics) and when the request began.
+struct RequestStart {
+    started: Instant,
+    method: Method,
+    route: String,
+}
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let request_id = RequestId::of(request.headers());
+        let span = tracing::info_span!("request", request_id = request_id.as_str());
+        // The pattern is known before routing: actix matches it against the
+        // app's resource map.
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| crate::metrics::UNMATCHED_ROUTE.to_owned());
+        let mut extensions = request.extensions_mut();
+        extensions.insert(RequestStart {
+            started: Instant::now(),
+            method: request.method().clone(),
+            route,
+        });
+        extensions.insert(request_id);
+        span
+    }
+
+    fn on_request_end<B: MessageBody>(_span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        // Called inside the request span, so the line carries its id too.
+        let response = match outcome {
+            Ok(response) => response,
+            // No layer of ours answers with an `Err` (each turns its errors
+            // into responses), and an `Err` no longer holds the request, so
+            // all that is known is its status.
+            Err(error) => {
+                let status = error.as_response_error().status_code();
+                tracing::info!(status = status.as_u16(), "request");
+                return;
+            }
+        };
+        let extensions = response.request().extensions();
+        let (Some(start), Some(request_id)) = (
+            extensions.get::<RequestStart>(),
+            extensions.get::<RequestId>(),
+        ) else {
+            // Both were inserted by `on_request_start` for this request.
+            return;
+        };
+        tracing::info!(
+            method = loggable_method(&start.method).as_ref(),
+            route = start.route.as_str(),
+            status = response.status().as_u16(),
+            // Until the response is ready; our bodies are small and sent whole.
+            latency_ms = start.started.elapsed().as_secs_f64() * 1000.0,
+            request_id = request_id.as_str(),
+            "request"
+        );
+    }
+}
+
+/// The method for the request line: whole up to
+/// [`MAX_LOGGED_METHOD_LEN`] bytes, else its start and a marker. A method
+/// is an HTTP token, all ASCII, so any byte is a character boundary.
+fn loggable_method(method: &Method) -> Cow<'_, str> {
+    let method = method.as_str();
+    match method.get(..MAX_LOGGED_METHOD_LEN) {
+        Some(start) if method.len() > MAX_LOGGED_METHOD_LEN => Cow::Owned(format!("{start}…")),
+        _ => Cow::Borrowed(method),
+    }
+}
+
+/// Middleware just inside `TracingLogger`: echoes the request's id in
+/// `X-Request-Id`, which tracing-actix-web does not do.
+pub async fn echo_request_id(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let started = Instant::now();
-    let request_id = RequestId::of(request.headers());
-    let method = request.method().clone();
-    // The pattern is known before routing: actix matches it against the
-    // app's resource map.
-    let route = request
-        .match_pattern()
-        .unwrap_or_else(|| crate::metrics::UNMATCHED_ROUTE.to_owned());
-    request.extensions_mut().insert(request_id.clone());
-
-    let span = tracing::info_span!("request", request_id = request_id.as_str());
-    let outcome = next.call(request).instrument(span).await;
-    // Handlers and the inner middleware answer errors with responses; an
-    // `Err` here would be rendered by actix itself, after this layer, so
-    // it is logged with its status but cannot carry the id header.
-    let status = match &outcome {
-        Ok(response) => response.status(),
-        Err(error) => error.as_response_error().status_code(),
-    };
-
-    tracing::info!(
-        method = method.as_str(),
-        route = route.as_str(),
-        status = status.as_u16(),
-        // Until the response is ready; our bodies are small and sent whole.
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        request_id = request_id.as_str(),
-        "request"
-    );
-    let mut response = outcome?;
-    // The id is visible ASCII (checked above) or a UUID, so the conversion
-    // cannot fail; `if let` just avoids an unwrap.
-    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+    let mut response = next.call(request).await?;
+    // The id is visible ASCII (checked by `RequestId::of`) or a UUID, so
+    // the conversion cannot fail; `and_then` just avoids an unwrap.
+    let value = response
+        .request()
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| HeaderValue::from_str(id.as_str()).ok());
+    if let Some(value) = value {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     Ok(response)
@@ -220,6 +281,17 @@ mod tests {
         for value in ["", "has space", "tab\there", &"a".repeat(129)] {
             assert!(is_generated(&id_of(value)), "{value:?}");
         }
+    }
+
+    #[test]
+    fn a_short_method_is_logged_whole_and_a_long_one_cut() {
+        let method = |raw: &str| Method::from_bytes(raw.as_bytes()).unwrap();
+        assert_eq!(loggable_method(&Method::GET), "GET");
+        assert_eq!(loggable_method(&method(&"M".repeat(16))), "M".repeat(16));
+        assert_eq!(
+            loggable_method(&method(&"M".repeat(100_000))),
+            format!("{}…", "M".repeat(16))
+        );
     }
 
     #[test]

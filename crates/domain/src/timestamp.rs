@@ -40,9 +40,9 @@ impl Timestamp {
     /// clients read. Years outside 0 to 9999, which no clock of this
     /// service produces, get a sign or more digits and are not RFC 3339.
     ///
-    /// Written into a fixed template rather than through `time`'s formatter,
-    /// which cost about 2,300 instructions a call on a path that formats two
-    /// instants per task in every list answer.
+    /// Written into a fixed template rather than through `time`'s general
+    /// formatter, which is slow for a path that formats two instants per
+    /// task in every list answer (docs/performance.md).
     #[must_use]
     pub fn to_fixed_rfc3339(&self) -> String {
         if let Some(text) = self.fixed_rfc3339_bytes() {

@@ -2,16 +2,12 @@ use std::fmt;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::sqlx::ConnectOptions as _;
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, DbBackend, DbErr, SqlxPostgresConnector, SqlxSqliteConnector,
-    TransactionTrait,
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqlxPostgresConnector,
+    SqlxSqliteConnector, TransactionTrait,
 };
-
-use crate::database::Database;
-use crate::postgres_pool::{IDLE_BEFORE_PING, PostgresPool};
 
 /// How to reach the database and how large the pool may grow.
 #[derive(Clone)]
@@ -20,11 +16,6 @@ pub struct DatabaseSettings {
     pub url: String,
     /// The most connections the pool keeps open at once.
     pub max_connections: u32,
-    /// How many threads run statements side by side: the server's
-    /// workers. On PostgreSQL the pool keeps the connections in as many
-    /// groups, one a thread, so that a connection is mostly used by the
-    /// thread that opened it (see `postgres_pool::Groups`).
-    pub threads: usize,
     /// How long a query waits for a free connection (and the first
     /// connection may take to open) before giving up.
     pub acquire_timeout: Duration,
@@ -36,7 +27,6 @@ impl fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("url", &"<redacted>")
             .field("max_connections", &self.max_connections)
-            .field("threads", &self.threads)
             .field("acquire_timeout", &self.acquire_timeout)
             .finish()
     }
@@ -52,14 +42,12 @@ pub enum Backend {
 }
 
 /// What the planner of this service's PostgreSQL sessions charges for a
-/// page read out of order, where PostgreSQL's default (4, four times a page
-/// read in order) assumes a spinning disk. Every hot statement here reads a
-/// few rows of one user through an index, from a working set that stays in
-/// memory. Under the default, once users own some 100 tasks each, the
-/// planner read a list as a bitmap heap scan plus a sort instead of the
-/// `(user_id, created_at, id)` index in order; on a million tasks that cost
-/// PostgreSQL about a tenth more time per list (docs/performance.md). 1.1
-/// is the value commonly used for SSDs and cached data.
+/// page read out of order, where PostgreSQL's default assumes a spinning
+/// disk. Every hot statement here reads a few rows of one user through an
+/// index, from a working set that stays in memory; under the default, the
+/// planner chose a bitmap scan plus a sort over reading a big table's
+/// `(user_id, created_at, id)` index in order (docs/performance.md). 1.1 is
+/// the value commonly used for SSDs and cached data.
 const RANDOM_PAGE_COST: &str = "1.1";
 
 /// Adds the service's planner settings to the connection's start-up
@@ -99,10 +87,11 @@ pub enum ConnectError {
 /// A SQLite busy writer is waited for this long before a statement fails.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// On PostgreSQL, SeaORM's pool runs only migrations and the rare
-/// transaction (the first request of an external identity); statements go
-/// through [`PostgresPool`].
-const SEA_ORM_POSTGRES_CONNECTIONS: u32 = 2;
+/// A connection unused for this long is pinged before it is handed out:
+/// the server or a firewall may have dropped it meanwhile. A busy one is
+/// not; if it died, its statement fails, sqlx discards it, and the caller
+/// gets an `Unavailable` error (a 503), as with any lost connection.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// Opens the database `settings.url` names.
 ///
@@ -111,51 +100,36 @@ const SEA_ORM_POSTGRES_CONNECTIONS: u32 = 2;
 /// `postgresql://` and `sqlite://`; [`ConnectError::InvalidUrl`] when the
 /// driver cannot parse the rest; [`ConnectError::Connect`] when no
 /// connection could be opened within `acquire_timeout`.
-pub async fn connect(settings: &DatabaseSettings) -> Result<Database, ConnectError> {
+pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, ConnectError> {
     let backend = backend_of_url(&settings.url).ok_or(ConnectError::UnsupportedUrl)?;
     let mut options = ConnectOptions::new(settings.url.clone());
     options
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
         // sqlx pings every connection it hands out unless told otherwise:
-        // a second round trip per query. Only a connection idle for a while
-        // (and so possibly dropped by the server or a firewall) is checked
-        // first; a dead busy one fails its query, is discarded, and the
-        // error is a 503.
+        // a second round trip per query. Only one idle long enough to have
+        // been dropped by the server or a firewall is checked first.
         .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
         // Statement logs would say nothing our spans do not, and at sqlx's
         // default level they would flood the service log.
         .sqlx_logging(false);
 
     // The URL is parsed here first, and the drivers' connectors are called
-    // directly rather than through `Database::connect`, whose errors quote
-    // the whole URL.
+    // directly rather than through `sea_orm::Database::connect`, whose
+    // errors quote the whole URL.
     match backend {
         Backend::Postgres => {
             // `sslmode` is left as the operator wrote it (or as the driver
             // defaults it): whether to demand TLS is a deployment decision.
-            let pg_options = settings
+            settings
                 .url
                 .parse::<PgConnectOptions>()
-                .map_err(ConnectError::InvalidUrl)
-                .map(with_planner_costs)?
-                .disable_statement_logging();
-            // SeaORM's pool only serves migrations and transactions, so it
-            // stays small. It opens a connection now, so an unreachable
-            // server is reported at start-up; the statement pool opens its
-            // connections as requests need them.
-            options.max_connections(SEA_ORM_POSTGRES_CONNECTIONS.min(settings.max_connections));
-            let sea_orm = SqlxPostgresConnector::connect(options)
+                .map_err(ConnectError::InvalidUrl)?;
+            options.map_sqlx_postgres_opts(with_planner_costs);
+            // Not lazy: an unreachable server is reported at start-up.
+            SqlxPostgresConnector::connect(options)
                 .await
-                .map_err(ConnectError::Connect)?;
-            let statements = PostgresPool::new(
-                pg_options,
-                settings.max_connections,
-                settings.threads,
-                settings.acquire_timeout,
-            )
-            .map_err(ConnectError::Connect)?;
-            Ok(Database::new(sea_orm, Some(statements)))
+                .map_err(ConnectError::Connect)
         }
         Backend::Sqlite => {
             settings
@@ -163,10 +137,9 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Database, ConnectErr
                 .parse::<SqliteConnectOptions>()
                 .map_err(ConnectError::InvalidUrl)?;
             options.map_sqlx_sqlite_opts(configure_sqlite);
-            let sea_orm = SqlxSqliteConnector::connect(options)
+            SqlxSqliteConnector::connect(options)
                 .await
-                .map_err(ConnectError::Connect)?;
-            Ok(Database::new(sea_orm, None))
+                .map_err(ConnectError::Connect)
         }
     }
 }
@@ -209,8 +182,7 @@ const MIGRATION_LOCK_KEY: i64 = 0x746f_646f_2d61_7069; // "todo-api"
 ///
 /// # Errors
 /// [`ConnectError::Migrate`] when a migration fails.
-pub async fn migrate(db: &Database) -> Result<(), ConnectError> {
-    let db = db.sea_orm();
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), ConnectError> {
     match backend_of(db) {
         Backend::Postgres => {
             let transaction = db.begin().await.map_err(ConnectError::Migrate)?;
@@ -230,7 +202,7 @@ pub async fn migrate(db: &Database) -> Result<(), ConnectError> {
 }
 
 /// Whether the database answers a ping within the pool's acquire timeout.
-pub async fn is_ready(db: &Database) -> bool {
+pub async fn is_ready(db: &DatabaseConnection) -> bool {
     db.ping().await.is_ok()
 }
 
@@ -258,7 +230,6 @@ mod tests {
         DatabaseSettings {
             url: url.to_owned(),
             max_connections: 1,
-            threads: 1,
             acquire_timeout: Duration::from_millis(500),
         }
     }

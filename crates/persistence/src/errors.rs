@@ -34,14 +34,6 @@ fn is_unavailable(err: &DbErr) -> bool {
     }
 }
 
-/// Whether a statement that failed with `err` may have left its connection
-/// unusable. Only an error the server reported while keeping the session
-/// open (a constraint, a cancelled statement) leaves it in a known state;
-/// after any other, the connection is closed rather than reused.
-pub(crate) fn connection_may_be_lost(err: &sqlx::Error) -> bool {
-    !matches!(err, sqlx::Error::Database(_)) || is_unavailable_sqlx(err)
-}
-
 fn is_unavailable_sqlx(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Io(_)
@@ -209,24 +201,5 @@ mod tests {
         assert!(!is_unavailable_error(DbErr::Query(RuntimeErr::Internal(
             "oops".into()
         ))));
-    }
-
-    #[test]
-    fn only_errors_the_session_survives_keep_a_connection() {
-        let database = |code| sqlx::Error::Database(Box::new(ServerError(code)));
-        for code in ["23505", "23503", "22021", "57014"] {
-            assert!(!connection_may_be_lost(&database(code)), "{code}");
-        }
-        for code in ["57P01", "08006"] {
-            assert!(connection_may_be_lost(&database(code)), "{code}");
-        }
-        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
-        assert!(connection_may_be_lost(&sqlx::Error::Io(reset)));
-        assert!(connection_may_be_lost(&sqlx::Error::Protocol(
-            "unexpected message".into()
-        )));
-        assert!(connection_may_be_lost(&sqlx::Error::Decode(
-            "bad uuid".into()
-        )));
     }
 }

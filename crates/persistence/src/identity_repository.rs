@@ -1,14 +1,14 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr,
+    TransactionTrait,
 };
 use todo_domain::ports::IdentityRepository;
 use todo_domain::{
     DomainError, Email, ExternalIdentity, NewExternalUser, Provisioned, User, UserId,
 };
 
-use crate::Database;
 use crate::entities::{user_identities, users};
 use crate::errors::{domain_error, unbuildable};
 use crate::timestamps::timestamp_value;
@@ -18,7 +18,7 @@ use crate::{Backend, backend_of};
 /// PostgreSQL or SQLite.
 #[derive(Debug, Clone)]
 pub struct SeaIdentityRepository {
-    db: Database,
+    db: DatabaseConnection,
     backend: Backend,
 }
 
@@ -29,7 +29,7 @@ impl SeaIdentityRepository {
     /// As [`backend_of`] does, for a connection to neither PostgreSQL nor
     /// SQLite.
     #[must_use]
-    pub fn new(db: Database) -> Self {
+    pub fn new(db: DatabaseConnection) -> Self {
         let backend = backend_of(&db);
         Self { db, backend }
     }
@@ -109,8 +109,7 @@ impl IdentityRepository for SeaIdentityRepository {
         // it and then fail on the primary key; the rollback takes our user
         // row back with it, so exactly one user exists per identity.
         let outcome: Result<(), InsertFailure> = async {
-            // Transactions are SeaORM's own type, so they run on its pool.
-            let transaction = self.db.sea_orm().begin().await?;
+            let transaction = self.db.begin().await?;
             transaction.execute(&insert_user).await?;
             match transaction.execute(&insert_link).await {
                 Ok(_) => {}

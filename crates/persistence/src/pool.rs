@@ -4,8 +4,6 @@
 use sea_orm::sqlx::{self, Pool};
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
-use crate::Database;
-
 /// A snapshot of the connection pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUsage {
@@ -25,18 +23,10 @@ impl PoolUsage {
     }
 }
 
-/// The usage of the pool the repositories' statements run on: on
-/// PostgreSQL our own, on SQLite SeaORM's. `None` only for a handle without
-/// a pool ([`crate::connect`] makes none such).
+/// The usage of the pool every statement runs on. `None` only for a handle
+/// without a pool ([`crate::connect`] makes none such).
 #[must_use]
-pub fn pool_usage(db: &Database) -> Option<PoolUsage> {
-    match db.postgres_pool() {
-        Some(pool) => Some(pool.usage()),
-        None => sea_orm_pool_usage(db.sea_orm()),
-    }
-}
-
-fn sea_orm_pool_usage(db: &DatabaseConnection) -> Option<PoolUsage> {
+pub fn pool_usage(db: &DatabaseConnection) -> Option<PoolUsage> {
     // Matching on the variant first makes the `get_*_pool` accessors, which
     // panic on a different variant, safe to call.
     match &db.inner {
@@ -65,7 +55,7 @@ mod tests {
 
     #[test]
     fn a_disconnected_handle_has_no_pool() {
-        assert_eq!(sea_orm_pool_usage(&DatabaseConnection::default()), None);
+        assert_eq!(pool_usage(&DatabaseConnection::default()), None);
     }
 
     #[test]
@@ -85,7 +75,6 @@ mod tests {
         let db = crate::connect(&crate::DatabaseSettings {
             url,
             max_connections: 3,
-            threads: 1,
             acquire_timeout: std::time::Duration::from_secs(5),
         })
         .await

@@ -1,18 +1,13 @@
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::sqlx::postgres::PgRow;
-use sea_orm::sqlx::{self, Row as _};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Statement, TryGetableMany, UpdateMany, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, UpdateMany, Value,
 };
 use todo_domain::ports::TaskRepository;
 use todo_domain::{CompletionChange, DomainError, Task, TaskChanges, TaskId, Timestamp, UserId};
 
-use crate::Database;
 use crate::entities::tasks;
 use crate::errors::{domain_error, unbuildable};
 use crate::timestamps::timestamp_value;
@@ -25,48 +20,8 @@ use crate::{Backend, backend_of};
 /// requests can interleave between a read and a write.
 #[derive(Debug, Clone)]
 pub struct SeaTaskRepository {
-    db: Database,
+    db: DatabaseConnection,
     backend: Backend,
-    reads: Arc<ReadStatements>,
-}
-
-/// The SQL of the two reads every page load makes, rendered once.
-///
-/// SeaORM builds a query into the same text on every call; for
-/// `GET /api/tasks/{id}` building, rendering and dropping it was a fifth of
-/// the server's instructions. The text is rendered here by SeaORM from the
-/// same query, with a placeholder where the ids go, and each call binds its
-/// own ids to it.
-#[derive(Debug)]
-struct ReadStatements {
-    backend: DbBackend,
-    /// Binds the owner.
-    list_by_owner: String,
-    /// Binds the task id, then the owner.
-    find_owned: String,
-}
-
-impl ReadStatements {
-    fn new(backend: DbBackend) -> Self {
-        let placeholder = Uuid::nil();
-        let list_by_owner = select_task_rows()
-            .filter(tasks::Column::UserId.eq(placeholder))
-            .order_by_desc(tasks::Column::CreatedAt)
-            .order_by_desc(tasks::Column::Id);
-        // No LIMIT: the id is the primary key, so at most one row matches.
-        let find_owned = select_task_rows()
-            .filter(tasks::Column::Id.eq(placeholder))
-            .filter(tasks::Column::UserId.eq(placeholder));
-        Self {
-            backend,
-            list_by_owner: list_by_owner.build(backend).sql,
-            find_owned: find_owned.build(backend).sql,
-        }
-    }
-
-    fn bind<const N: usize>(&self, sql: &str, ids: [Uuid; N]) -> Statement {
-        Statement::from_sql_and_values(self.backend, sql, ids.map(Value::from))
-    }
 }
 
 impl SeaTaskRepository {
@@ -76,24 +31,9 @@ impl SeaTaskRepository {
     /// As [`backend_of`] does, for a connection to neither PostgreSQL nor
     /// SQLite.
     #[must_use]
-    pub fn new(db: Database) -> Self {
+    pub fn new(db: DatabaseConnection) -> Self {
         let backend = backend_of(&db);
-        let reads = Arc::new(ReadStatements::new(db.get_database_backend()));
-        Self { db, backend, reads }
-    }
-
-    /// The rows `statement` selects, in [`select_task_rows`]' column order:
-    /// on PostgreSQL decoded by [`pg_task_row`], on SQLite by SeaORM.
-    async fn task_rows(&self, statement: Statement) -> Result<Vec<TaskRow>, DomainError> {
-        let rows = match self.db.postgres_pool() {
-            Some(pool) => pool.query_all_decoded(statement, pg_task_row).await,
-            None => self.db.query_all_raw(statement).await.and_then(|rows| {
-                rows.iter()
-                    .map(|row| TaskRow::try_get_many_by_index(row).map_err(DbErr::from))
-                    .collect()
-            }),
-        };
-        rows.map_err(domain_error)
+        Self { db, backend }
     }
 
     fn timestamp(&self, at: Timestamp) -> Value {
@@ -145,72 +85,6 @@ impl SeaTaskRepository {
     }
 }
 
-/// A `tasks` row as a tuple, in the column order of [`select_task_rows`].
-///
-/// The read paths decode rows by position rather than through the entity's
-/// `Model`, which looks every column up by name: on `GET /api/tasks` that
-/// lookup was a fifth of the server's instructions.
-type TaskRow = (
-    Uuid,
-    Uuid,
-    String,
-    Option<String>,
-    bool,
-    time::OffsetDateTime,
-    time::OffsetDateTime,
-);
-
-fn select_task_rows() -> sea_orm::Select<tasks::Entity> {
-    tasks::Entity::find().select_only().columns([
-        tasks::Column::Id,
-        tasks::Column::UserId,
-        tasks::Column::Title,
-        tasks::Column::Description,
-        tasks::Column::Completed,
-        tasks::Column::CreatedAt,
-        tasks::Column::UpdatedAt,
-    ])
-}
-
-/// A row of [`select_task_rows`] as a domain task.
-fn task_of(row: TaskRow) -> Result<Task, DomainError> {
-    Ok(Task::try_from(model_of(row))?)
-}
-
-/// A row of [`select_task_rows`] decoded straight from sqlx's row.
-///
-/// The SQL is this crate's own, so the type of every column is known, and
-/// `try_get_unchecked` skips the compatibility check that SeaORM's decoding
-/// makes sqlx perform for each value (11 % of a 20-task list's
-/// instructions, most of it comparing `varchar` against the types a Rust
-/// `String` may be read from). A value that does not decode is still an
-/// error, and the suites run every read on both backends.
-fn pg_task_row(row: &PgRow) -> Result<TaskRow, sqlx::Error> {
-    Ok((
-        row.try_get_unchecked(0)?,
-        row.try_get_unchecked(1)?,
-        row.try_get_unchecked(2)?,
-        row.try_get_unchecked(3)?,
-        row.try_get_unchecked(4)?,
-        row.try_get_unchecked(5)?,
-        row.try_get_unchecked(6)?,
-    ))
-}
-
-fn model_of(
-    (id, user_id, title, description, completed, created_at, updated_at): TaskRow,
-) -> tasks::Model {
-    tasks::Model {
-        id,
-        user_id,
-        title,
-        description,
-        completed,
-        created_at,
-        updated_at,
-    }
-}
-
 #[async_trait]
 impl TaskRepository for SeaTaskRepository {
     #[tracing::instrument(skip_all, fields(task_id = %task.id, user_id = %task.owner))]
@@ -247,28 +121,26 @@ impl TaskRepository for SeaTaskRepository {
 
     #[tracing::instrument(skip_all, fields(user_id = %owner))]
     async fn list_by_owner(&self, owner: UserId) -> Result<Vec<Task>, DomainError> {
-        let statement = self
-            .reads
-            .bind(&self.reads.list_by_owner, [owner.as_uuid()]);
-        self.task_rows(statement)
-            .await?
-            .into_iter()
-            .map(task_of)
+        let rows = tasks::Entity::find()
+            .filter(tasks::Column::UserId.eq(owner.as_uuid()))
+            .order_by_desc(tasks::Column::CreatedAt)
+            .order_by_desc(tasks::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(domain_error)?;
+        rows.into_iter()
+            .map(|row| Ok(Task::try_from(row)?))
             .collect()
     }
 
     #[tracing::instrument(skip_all, fields(task_id = %id, user_id = %owner))]
     async fn find_owned(&self, id: TaskId, owner: UserId) -> Result<Option<Task>, DomainError> {
-        let statement = self
-            .reads
-            .bind(&self.reads.find_owned, [id.as_uuid(), owner.as_uuid()]);
-        // The filter pins the primary key, so at most one row comes back.
-        self.task_rows(statement)
-            .await?
-            .into_iter()
-            .next()
-            .map(task_of)
-            .transpose()
+        let row = tasks::Entity::find_by_id(id.as_uuid())
+            .filter(tasks::Column::UserId.eq(owner.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(domain_error)?;
+        Ok(row.map(Task::try_from).transpose()?)
     }
 
     #[tracing::instrument(skip_all, fields(task_id = %id, user_id = %owner))]

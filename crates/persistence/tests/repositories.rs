@@ -22,7 +22,7 @@ use todo_domain::{
 };
 use todo_persistence::testing::TestDatabase;
 use todo_persistence::{
-    Backend, Database, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository,
+    Backend, DatabaseConnection, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository,
     SeaUserRepository, backend_of, connect, is_ready, migrate,
 };
 use uuid::Uuid;
@@ -97,7 +97,7 @@ struct Store {
     tasks: SeaTaskRepository,
     users: SeaUserRepository,
     identities: SeaIdentityRepository,
-    db: Database,
+    db: DatabaseConnection,
     backend: Backend,
     /// Dropped last, deleting the database.
     _database: TestDatabase,
@@ -109,9 +109,6 @@ impl Store {
             url: database.url().to_owned(),
             // PostgreSQL has 100 slots and the tests run in parallel.
             max_connections: 5,
-            // Two groups, so that every test also runs the borrowing
-            // between them (`postgres_pool::Groups`).
-            threads: 2,
             acquire_timeout: Duration::from_secs(10),
         };
         let db = connect(&settings)
@@ -741,7 +738,7 @@ async fn a_stored_row_that_breaks_a_domain_rule_is_unexpected(store: Store) {
 
 async fn a_closed_pool_is_unavailable(store: Store) {
     let owner = store.user().await;
-    store.db.close().await.unwrap();
+    store.db.close_by_ref().await.unwrap();
 
     let err = store.tasks.list_by_owner(owner).await.unwrap_err();
     assert!(matches!(err, DomainError::Unavailable(_)), "{err:?}");
@@ -753,15 +750,15 @@ async fn a_closed_pool_is_unavailable(store: Store) {
 async fn migrations_round_trip_down_and_up(store: Store) {
     let owner = store.user().await;
     store.stored(task(owner, "t", later(0))).await;
-    let schema = SchemaManager::new(store.db.sea_orm());
+    let schema = SchemaManager::new(&store.db);
 
-    Migrator::down(store.db.sea_orm(), None).await.unwrap();
+    Migrator::down(&store.db, None).await.unwrap();
     assert!(!schema.has_table("tasks").await.unwrap());
     assert!(!schema.has_table("users").await.unwrap());
     let err = store.tasks.list_by_owner(owner).await.unwrap_err();
     assert!(matches!(err, DomainError::Unexpected(_)), "{err:?}");
 
-    Migrator::up(store.db.sea_orm(), None).await.unwrap();
+    Migrator::up(&store.db, None).await.unwrap();
     assert!(schema.has_table("tasks").await.unwrap());
     assert!(store.tasks.list_by_owner(owner).await.unwrap().is_empty());
     let owner = store.user().await;
@@ -975,8 +972,8 @@ async fn deleting_an_external_user_deletes_the_link(store: Store) {
 /// keep every row and every value (and, on SQLite, must not let dropping
 /// the old `users` cascade into `tasks`).
 async fn the_identity_migration_keeps_every_user_and_task(store: Store) {
-    Migrator::down(store.db.sea_orm(), Some(1)).await.unwrap();
-    let schema = SchemaManager::new(store.db.sea_orm());
+    Migrator::down(&store.db, Some(1)).await.unwrap();
+    let schema = SchemaManager::new(&store.db);
     assert!(!schema.has_table("user_identities").await.unwrap());
 
     let owner = store.user().await;
@@ -1001,7 +998,7 @@ async fn the_identity_migration_keeps_every_user_and_task(store: Store) {
         .await
         .unwrap();
 
-    Migrator::up(store.db.sea_orm(), None).await.unwrap();
+    Migrator::up(&store.db, None).await.unwrap();
 
     assert!(schema.has_table("user_identities").await.unwrap());
     assert_eq!(
@@ -1050,9 +1047,9 @@ async fn rolling_the_identity_migration_back_removes_only_external_users(store: 
     let external = store.external_user("ext", "ext@example.io").await;
     store.stored(task(external.id, "theirs", later(1))).await;
 
-    Migrator::down(store.db.sea_orm(), Some(1)).await.unwrap();
+    Migrator::down(&store.db, Some(1)).await.unwrap();
 
-    let schema = SchemaManager::new(store.db.sea_orm());
+    let schema = SchemaManager::new(&store.db);
     assert!(!schema.has_table("user_identities").await.unwrap());
     assert_eq!(store.count("SELECT COUNT(*) FROM users", vec![]).await, 1);
     assert_eq!(
@@ -1061,7 +1058,7 @@ async fn rolling_the_identity_migration_back_removes_only_external_users(store: 
     );
     assert_eq!(store.count("SELECT COUNT(*) FROM tasks", vec![]).await, 1);
 
-    Migrator::up(store.db.sea_orm(), None).await.unwrap();
+    Migrator::up(&store.db, None).await.unwrap();
     assert!(store.users.find_by_id(local).await.unwrap().is_some());
 }
 
@@ -1096,7 +1093,6 @@ async fn a_sqlite_url_without_mode_creates_the_file() {
     let settings = DatabaseSettings {
         url: format!("sqlite://{}", path.display()),
         max_connections: 1,
-        threads: 1,
         acquire_timeout: Duration::from_secs(5),
     };
     let db = connect(&settings).await.unwrap();
@@ -1142,36 +1138,31 @@ async fn the_preferred_database_is_empty_and_usable() {
     let settings = DatabaseSettings {
         url: database.url().to_owned(),
         max_connections: 2,
-        threads: 1,
         acquire_timeout: Duration::from_secs(10),
     };
     let db = connect(&settings).await.unwrap();
-    let schema = SchemaManager::new(db.sea_orm());
+    let schema = SchemaManager::new(&db);
     assert!(!schema.has_table("tasks").await.unwrap());
     migrate(&db).await.unwrap();
     assert!(schema.has_table("tasks").await.unwrap());
     assert_eq!(backend_of(&db), database.backend());
 }
 
-/// The PostgreSQL pool keeps its connections in one group per worker
-/// thread, but one thread with more to do than the others still gets the
-/// pool's every connection: when its own group is in use, it takes the
-/// other groups' slots before it waits. Here one thread runs as many
-/// half-second statements at once as the pool holds, with a quarter-second
-/// acquire timeout: had it waited for its own group's two connections, half
-/// of them would have timed out.
+/// One thread with more to do than the others gets the pool's every
+/// connection at once: here it runs as many half-second statements at once
+/// as the pool holds, with a quarter-second acquire timeout, and none of
+/// them times out waiting for another to finish.
 #[tokio::test(flavor = "current_thread")]
-async fn one_thread_can_use_every_group_of_the_pool_at_once() {
+async fn one_thread_can_use_every_connection_of_the_pool_at_once() {
     let database = TestDatabase::preferred().await;
     if database.backend() != Backend::Postgres {
         // `preferred` has said on stderr that PostgreSQL was not reachable;
-        // SQLite's pool is SeaORM's own, in one group.
+        // SQLite allows one writer, and sleeps are PostgreSQL's.
         return;
     }
     let db = connect(&DatabaseSettings {
         url: database.url().to_owned(),
         max_connections: 4,
-        threads: 2,
         acquire_timeout: Duration::from_millis(250),
     })
     .await

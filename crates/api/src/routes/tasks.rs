@@ -53,8 +53,8 @@ pub async fn list_tasks(
         .map(TaskResponse::from)
         .collect();
     // Written into a buffer sized for the answer up front: grown from empty,
-    // as `HttpResponse::json` does, a 20-task list was copied five times, 7 %
-    // of the request's instructions.
+    // as `HttpResponse::json` does, a list answer is copied several times
+    // over while it grows.
     let mut body = Vec::with_capacity(list.len() * TYPICAL_TASK_JSON_BYTES + 2);
     serde_json::to_writer(&mut body, &list)
         .map_err(|error| ApiError::from(DomainError::Unexpected(Box::new(error))))?;

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Statement};
-use todo_persistence::{Database, DatabaseSettings};
+use todo_persistence::{DatabaseConnection, DatabaseSettings};
 
 /// A read-only view of one test database.
 pub struct DbProbe {
-    db: Database,
+    db: DatabaseConnection,
 }
 
 /// Every column of every row, as text, in a stable order.
@@ -19,7 +19,6 @@ impl DbProbe {
         let db = todo_persistence::connect(&DatabaseSettings {
             url: url.to_owned(),
             max_connections: 1,
-            threads: 1,
             acquire_timeout: Duration::from_secs(10),
         })
         .await

@@ -45,7 +45,6 @@ async fn count(app: &TestApp, sql: &str, values: Vec<SqlValue>) -> i64 {
     let db = connect(&DatabaseSettings {
         url: app.database.url().to_owned(),
         max_connections: 1,
-        threads: 1,
         acquire_timeout: Duration::from_secs(10),
     })
     .await

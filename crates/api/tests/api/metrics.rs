@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+
 use reqwest::StatusCode;
 use serde_json::json;
 use todo_persistence::testing::TestDatabase;
@@ -155,4 +157,91 @@ async fn metrics_can_be_turned_off() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+/// Sends `method` to `/health` over a raw connection (so the method's
+/// size is exactly what is written) and returns the answer's status, or
+/// `None` when the server closed the connection without one.
+async fn raw_status_of_method(app: &TestApp, method: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("{method} /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    // The server may answer and close before it has read everything.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|status| status.parse().ok())
+}
+
+/// The values of every `method` label in a scrape.
+fn method_labels(text: &str) -> std::collections::BTreeSet<String> {
+    let label = regex::Regex::new(r#"method="([^"]*)""#).unwrap();
+    label
+        .captures_iter(text)
+        .map(|captures| captures[1].to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn invented_methods_cannot_grow_the_metrics() {
+    const INVENTED: usize = 3_000;
+    let app = spawn_app().await;
+    let statuses: Vec<StatusCode> = futures_util::stream::iter(0..INVENTED)
+        .map(|i| {
+            let method = reqwest::Method::from_bytes(format!("Z{i}").as_bytes()).unwrap();
+            let request = app.client.request(method, app.url("/health")).send();
+            async move { request.await.unwrap().status() }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::METHOD_NOT_ALLOWED),
+        "every invented method is refused with 405"
+    );
+    // 100 KB, under actix-http's 128 KiB head limit, so it reaches the app.
+    let huge = "M".repeat(100 * 1024);
+    let huge_status = raw_status_of_method(&app, &huge).await;
+
+    let expected = INVENTED + usize::from(huge_status == Some(405));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = scrape(&app).await;
+        let counted = requests(&text, "OTHER", "/health", 405);
+        if counted >= expected as f64 || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    let lines = text.lines().count();
+    let methods = method_labels(&text);
+    crate::server_process::report(&format!(
+        "metrics: {INVENTED} invented methods + one of {} bytes (answered {huge_status:?}) → \
+         /metrics {lines} lines, {} bytes, {} method label values",
+        huge.len(),
+        text.len(),
+        methods.len()
+    ));
+    // Without the bound each method was a counter and a 14-line histogram:
+    // 45,000 lines and megabytes here. Bounded, a handful of series.
+    assert!(lines < 200, "{lines} lines in /metrics");
+    assert!(text.len() < 32 * 1024, "{} bytes in /metrics", text.len());
+    let standard = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "OTHER",
+    ];
+    assert!(
+        methods.iter().all(|m| standard.contains(&m.as_str())),
+        "{} method label values",
+        methods.len()
+    );
+    // Every one of them was counted, under `OTHER`.
+    assert_eq!(requests(&text, "OTHER", "/health", 405), expected as f64);
 }

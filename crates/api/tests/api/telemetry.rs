@@ -300,6 +300,35 @@ async fn json_logs_have_one_structured_line_per_request_without_secrets() {
 }
 
 #[tokio::test]
+async fn an_overlong_method_is_cut_in_the_request_line() {
+    let server = Server::start("json").await;
+    let method = format!("LONGMETHOD{}", "X".repeat(190));
+    let response = reqwest::Client::new()
+        .request(
+            Method::from_bytes(method.as_bytes()).unwrap(),
+            server.url("/health"),
+        )
+        .header(REQUEST_ID, "long-method-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()[REQUEST_ID], "long-method-1");
+
+    let lines = request_lines(&server, "long-method-1").await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["method"], format!("{}…", &method[..16]), "{line}");
+    assert_eq!(line["route"], "/health", "{line}");
+    assert_eq!(line["status"], 405, "{line}");
+    let everything = server.all_lines().join("\n");
+    assert!(
+        !everything.contains(&method[..17]),
+        "more of the method than its first 16 bytes was logged"
+    );
+}
+
+#[tokio::test]
 async fn pretty_logs_are_plain_lines() {
     let server = Server::start("pretty").await;
     reqwest::Client::new()
