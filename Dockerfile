@@ -1,4 +1,6 @@
-# Build stage: the release binary, with dependencies cached in their own layer.
+# Build stage: the release binary. Dependencies are compiled in the same layer
+# as our code, so any change rebuilds everything (several minutes); splitting
+# them into a layer of their own (e.g. with cargo-chef) is not done here.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .

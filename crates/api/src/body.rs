@@ -19,6 +19,8 @@ use std::time::Duration;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
+mod refusal;
+
 use crate::error::{ApiError, FieldError};
 
 /// The largest body accepted, in bytes.
@@ -192,13 +194,16 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         });
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize(&mut deserializer) {
-        Ok(value) => match deserializer.end() {
-            Ok(()) => Ok(value),
-            Err(error) => Err(invalid_body(".".to_owned(), &error)),
-        },
-        Err(error) => Err(invalid_body(error.path().to_string(), error.inner())),
-    }
+    let parsed = T::deserialize(&mut deserializer).and_then(|value| {
+        deserializer.end()?;
+        Ok(value)
+    });
+    // serde_json's error text quotes the refused value, which may be a
+    // password, so the answer comes from `refusal` instead.
+    parsed.map_err(|_| {
+        let refusal::Explanation { field, message } = refusal::explain::<T>(bytes);
+        invalid_body(field, message)
+    })
 }
 
 /// The deepest nesting of `[` and `{` outside strings. Not a validator:
@@ -229,10 +234,14 @@ fn nesting_depth(bytes: &[u8]) -> usize {
     deepest
 }
 
-fn invalid_body(field: String, error: &serde_json::Error) -> ApiError {
-    let message = error.to_string();
+fn invalid_body(field: String, message: String) -> ApiError {
+    let detail = if field == "." {
+        format!("Request body is not valid: {message}")
+    } else {
+        format!("Request body is not valid: field `{field}`: {message}")
+    };
     ApiError::Validation {
-        detail: format!("Request body is not valid: {message}"),
+        detail,
         errors: vec![FieldError { field, message }],
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::proxies::TrustedProxies;
+
 mod external;
 
 pub use external::ExternalAuthSettings;
@@ -26,6 +28,15 @@ pub enum ConfigError {
         name: &'static str,
         /// What is wrong with it (never its value, which may be secret).
         reason: &'static str,
+    },
+    /// A variable that is no longer read is set: refused rather than
+    /// ignored, so that its meaning is not lost without notice.
+    #[error("{name} is no longer read: {instead}")]
+    Retired {
+        /// The variable.
+        name: &'static str,
+        /// What to set instead.
+        instead: &'static str,
     },
     /// A variable that has no default here is missing.
     #[error("{name} must be set: {reason}")]
@@ -95,10 +106,16 @@ pub struct HardeningSettings {
     /// How many of those may come at once (`AUTH_RATE_LIMIT_BURST`,
     /// default 10).
     pub auth_rate_limit_burst: u32,
-    /// Whether the client address is taken from `X-Forwarded-For` /
-    /// `Forwarded` as set by one trusted reverse proxy
-    /// (`TRUST_PROXY_HEADERS`, default false: the TCP peer).
-    pub trust_proxy_headers: bool,
+    /// How many sign-ups and sign-ins may wait for the password hasher
+    /// (`PASSWORD_HASH_QUEUE`, default 32); one more is answered 503
+    /// `busy` at once.
+    pub password_hash_queue: u32,
+    /// How long one of them may wait for its turn before it is answered
+    /// 503 `busy` (`PASSWORD_HASH_WAIT_SECONDS`, default 2).
+    pub password_hash_wait: Duration,
+    /// The reverse proxies whose `X-Forwarded-For` is believed
+    /// (`TRUSTED_PROXIES`, default none: the client is the TCP peer).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Settings {
@@ -239,17 +256,20 @@ impl HardeningSettings {
                 value => Ok(value),
             }
         };
-        let trust_proxy_headers = match get("TRUST_PROXY_HEADERS").map(|v| v.trim().to_lowercase())
-        {
-            None => false,
-            Some(value) if matches!(value.as_str(), "true" | "1" | "yes") => true,
-            Some(value) if matches!(value.as_str(), "false" | "0" | "no") => false,
-            Some(_) => {
-                return Err(ConfigError::Invalid {
-                    name: "TRUST_PROXY_HEADERS",
-                    reason: "must be true or false",
-                });
-            }
+        if get("TRUST_PROXY_HEADERS").is_some() {
+            return Err(ConfigError::Retired {
+                name: "TRUST_PROXY_HEADERS",
+                instead: "list the addresses of your reverse proxies in TRUSTED_PROXIES \
+                          (comma-separated, CIDR blocks allowed, e.g. 10.0.0.0/8), or unset it",
+            });
+        }
+        let trusted_proxies = match get("TRUSTED_PROXIES") {
+            None => TrustedProxies::none(),
+            Some(list) => TrustedProxies::parse(&list).map_err(|_| ConfigError::Invalid {
+                name: "TRUSTED_PROXIES",
+                reason: "must be a comma-separated list of IP addresses and CIDR blocks \
+                         (10.0.0.0/8, 2001:db8::/32, 192.0.2.7)",
+            })?,
         };
         Ok(Self {
             shutdown_timeout: seconds("SHUTDOWN_TIMEOUT_SECONDS", 30)?,
@@ -266,7 +286,9 @@ impl HardeningSettings {
             },
             auth_rate_limit_per_minute: positive("AUTH_RATE_LIMIT_PER_MINUTE", 20)?,
             auth_rate_limit_burst: positive("AUTH_RATE_LIMIT_BURST", 10)?,
-            trust_proxy_headers,
+            password_hash_queue: positive("PASSWORD_HASH_QUEUE", 32)?,
+            password_hash_wait: seconds("PASSWORD_HASH_WAIT_SECONDS", 2)?,
+            trusted_proxies,
         })
     }
 }
@@ -413,7 +435,9 @@ mod tests {
         assert_eq!(hardening.keep_alive, Some(Duration::from_secs(5)));
         assert_eq!(hardening.auth_rate_limit_per_minute, 20);
         assert_eq!(hardening.auth_rate_limit_burst, 10);
-        assert!(!hardening.trust_proxy_headers);
+        assert_eq!(hardening.password_hash_queue, 32);
+        assert_eq!(hardening.password_hash_wait, Duration::from_secs(2));
+        assert!(hardening.trusted_proxies.is_empty());
     }
 
     #[test]
@@ -421,22 +445,49 @@ mod tests {
         let hardening = settings(&[
             ("SHUTDOWN_TIMEOUT_SECONDS", "3"),
             ("AUTH_RATE_LIMIT_BURST", "2"),
-            ("TRUST_PROXY_HEADERS", "TRUE"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+            ("PASSWORD_HASH_QUEUE", "5"),
+            ("PASSWORD_HASH_WAIT_SECONDS", "7"),
         ])
         .unwrap()
         .hardening;
         assert_eq!(hardening.shutdown_timeout, Duration::from_secs(3));
         assert_eq!(hardening.auth_rate_limit_burst, 2);
-        assert!(hardening.trust_proxy_headers);
+        assert_eq!(hardening.password_hash_queue, 5);
+        assert_eq!(hardening.password_hash_wait, Duration::from_secs(7));
+        assert_eq!(
+            hardening.trusted_proxies,
+            TrustedProxies::parse("10.0.0.0/8,::1").unwrap()
+        );
         for (name, value) in [
             ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
             ("CLIENT_REQUEST_TIMEOUT_SECONDS", "0"),
-            ("TRUST_PROXY_HEADERS", "maybe"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
             ("REQUEST_BODY_TIMEOUT_SECONDS", "-1"),
+            ("PASSWORD_HASH_QUEUE", "0"),
+            ("PASSWORD_HASH_WAIT_SECONDS", "0"),
         ] {
             let error = settings(&[(name, value)]).unwrap_err();
             assert!(error.to_string().starts_with(name), "{error}");
         }
+    }
+
+    #[test]
+    fn the_retired_proxy_switch_stops_the_start_naming_its_replacement() {
+        for value in ["true", "false"] {
+            let error = settings(&[("TRUST_PROXY_HEADERS", value)]).unwrap_err();
+            let message = error.to_string();
+            assert!(message.starts_with("TRUST_PROXY_HEADERS"), "{message}");
+            assert!(message.contains("TRUSTED_PROXIES"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_bad_proxy_list_names_the_variable_without_echoing_it() {
+        let error = settings(&[("TRUSTED_PROXIES", "10.0.0.0/33")]).unwrap_err();
+        let message = error.to_string();
+        assert!(message.starts_with("TRUSTED_PROXIES"), "{message}");
+        assert!(!message.contains("10.0.0.0/33"), "{message}");
     }
 
     #[test]

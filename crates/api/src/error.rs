@@ -139,6 +139,11 @@ impl ApiError {
                     "invalid_credentials",
                     "Invalid email or password".into(),
                 ),
+                D::Busy { .. } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "Too many sign-ins and sign-ups are waiting; retry later".into(),
+                ),
                 D::Unavailable(_) => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "service_unavailable",
@@ -252,7 +257,10 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let (status, code, detail) = self.parts();
-        if status.is_server_error() {
+        // A refusal for load is expected under a burst, counted in the
+        // metrics and in the request log; it has no cause to chase.
+        let overloaded = matches!(self, Self::Domain(DomainError::Busy { .. }));
+        if status.is_server_error() && !overloaded {
             // The body stays generic; the cause chain is for operators only.
             tracing::error!(error = %ErrorChain(self), code, "request failed");
         }
@@ -274,6 +282,9 @@ impl ResponseError for ApiError {
         {
             response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
         }
+        if let Self::Domain(DomainError::Busy { retry_after }) = self {
+            response.insert_header((header::RETRY_AFTER, whole_seconds(*retry_after).to_string()));
+        }
         // A client that stopped sending mid-body cannot be answered on the
         // same connection: the rest of its body would be read as a request.
         if matches!(self, Self::RequestTimeout) {
@@ -285,6 +296,11 @@ impl ResponseError for ApiError {
             errors,
         })
     }
+}
+
+/// Whole seconds, rounded up and at least 1: "retry now" would be a lie.
+fn whole_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// Middleware, outermost: any error response that is not already our JSON

@@ -14,6 +14,7 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod password;
+pub mod proxies;
 pub mod rate_limit;
 pub mod routes;
 pub mod security_headers;

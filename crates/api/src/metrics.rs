@@ -107,6 +107,18 @@ impl Metrics {
         })
     }
 
+    /// Adds a metric kept elsewhere (the password hasher's) to this
+    /// registry.
+    ///
+    /// # Errors
+    /// If a metric of the same name is already registered.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), MetricsError> {
+        Ok(self.requests.registry.register(collector)?)
+    }
+
     /// The middleware that counts and times every request.
     pub fn middleware(&self) -> PrometheusMetrics {
         self.requests.clone()

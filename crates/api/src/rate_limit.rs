@@ -8,22 +8,18 @@
 //! address. Beyond it: 429 `rate_limited` with `Retry-After`, produced by
 //! the one error mapping, before the body is read.
 //!
-//! Which address: the TCP peer, unless `TRUST_PROXY_HEADERS` is set, in
-//! which case the service must sit behind exactly one reverse proxy that
-//! appends the peer it saw to `X-Forwarded-For` (or `Forwarded`). The
-//! right-most entry is the one that proxy wrote; entries to its left came
-//! from the client and could be anything, so they are never used. Without
-//! such a proxy the header must not be trusted: any client could claim a
-//! fresh address per request. IPv6 addresses are limited per /64, the
-//! smallest block a single customer is usually given.
+//! Which address: the TCP peer, or behind one of `TRUSTED_PROXIES` the
+//! address those proxies recorded in `X-Forwarded-For` (see `proxies`).
+//! IPv6 addresses are limited per /64, the smallest block a single
+//! customer is usually given.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::header::HeaderMap;
 use actix_web::middleware::Next;
 use actix_web::{ResponseError, web};
 use governor::clock::{Clock, DefaultClock};
@@ -31,6 +27,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::HardeningSettings;
 use crate::error::ApiError;
+use crate::proxies::TrustedProxies;
 
 /// Forget addresses whose bucket is full again after this many checks, so
 /// the map does not grow with every address ever seen.
@@ -39,7 +36,7 @@ const CHECKS_BETWEEN_CLEAN_UPS: u64 = 4096;
 /// The shared limiter of the auth routes.
 pub struct AuthRateLimiter {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
-    trust_proxy_headers: bool,
+    trusted_proxies: TrustedProxies,
     checks: AtomicU64,
 }
 
@@ -53,7 +50,7 @@ impl AuthRateLimiter {
         let burst = NonZeroU32::new(settings.auth_rate_limit_burst).unwrap_or(NonZeroU32::MIN);
         Self {
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
-            trust_proxy_headers: settings.trust_proxy_headers,
+            trusted_proxies: settings.trusted_proxies.clone(),
             checks: AtomicU64::new(0),
         }
     }
@@ -63,7 +60,7 @@ impl AuthRateLimiter {
     /// # Errors
     /// [`ApiError::RateLimited`] when the bucket is empty.
     pub fn check(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Result<(), ApiError> {
-        let key = limit_key(self.client_address(peer, headers));
+        let key = limit_key(self.trusted_proxies.client_address(peer, headers));
         if self.checks.fetch_add(1, Ordering::Relaxed) % CHECKS_BETWEEN_CLEAN_UPS
             == CHECKS_BETWEEN_CLEAN_UPS - 1
         {
@@ -77,19 +74,6 @@ impl AuthRateLimiter {
                 retry_after_seconds: seconds.max(1),
             }
         })
-    }
-
-    fn client_address(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
-        let forwarded = if self.trust_proxy_headers {
-            forwarded_for(headers)
-        } else {
-            None
-        };
-        // Without a peer (never the case over TCP) every such request
-        // shares one bucket rather than escaping the limit.
-        forwarded
-            .or(peer.map(|peer| peer.ip()))
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
     }
 }
 
@@ -119,48 +103,6 @@ pub async fn limit_auth_attempts(
     }
 }
 
-/// The address the trusted proxy appended: the last entry of
-/// `X-Forwarded-For`, or else the `for=` of the last `Forwarded` element.
-/// `None` when neither header holds an address (an obfuscated `for=_x` or
-/// `unknown` included), so the peer is used.
-fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    if let Some(last) = last_list_entry(headers, &header::X_FORWARDED_FOR) {
-        return parse_address(&last);
-    }
-    let last = last_list_entry(headers, &header::FORWARDED)?;
-    last.split(';').find_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        if name.trim().eq_ignore_ascii_case("for") {
-            parse_address(value.trim().trim_matches('"'))
-        } else {
-            None
-        }
-    })
-}
-
-/// The last comma-separated entry over every line of a header.
-fn last_list_entry(headers: &HeaderMap, name: &header::HeaderName) -> Option<String> {
-    headers
-        .get_all(name)
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .rfind(|entry| !entry.is_empty())
-        .map(str::to_owned)
-}
-
-/// `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]:80`.
-fn parse_address(raw: &str) -> Option<IpAddr> {
-    raw.parse::<IpAddr>()
-        .ok()
-        .or_else(|| raw.parse::<SocketAddr>().ok().map(|socket| socket.ip()))
-        .or_else(|| {
-            raw.strip_prefix('[')
-                .and_then(|rest| rest.strip_suffix(']'))
-                .and_then(|inner| inner.parse().ok())
-        })
-}
-
 /// IPv4 as is (an IPv4-mapped IPv6 address included); IPv6 by its /64.
 fn limit_key(address: IpAddr) -> IpAddr {
     match address {
@@ -178,9 +120,8 @@ fn limit_key(address: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::HeaderValue;
 
-    fn settings(burst: u32, trust: bool) -> HardeningSettings {
+    fn settings(burst: u32) -> HardeningSettings {
         HardeningSettings {
             shutdown_timeout: std::time::Duration::from_secs(1),
             client_request_timeout: std::time::Duration::from_secs(1),
@@ -188,28 +129,28 @@ mod tests {
             keep_alive: None,
             auth_rate_limit_per_minute: 1,
             auth_rate_limit_burst: burst,
-            trust_proxy_headers: trust,
+            password_hash_queue: 1,
+            password_hash_wait: std::time::Duration::from_secs(1),
+            trusted_proxies: TrustedProxies::none(),
         }
+    }
+
+    fn forwarded_for(address: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            actix_web::http::header::X_FORWARDED_FOR,
+            actix_web::http::header::HeaderValue::from_static(address),
+        );
+        headers
     }
 
     fn peer(address: &str) -> Option<SocketAddr> {
         Some(SocketAddr::new(address.parse().unwrap(), 40_000))
     }
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                header::HeaderName::from_static(name),
-                HeaderValue::from_static(value),
-            );
-        }
-        map
-    }
-
     #[test]
     fn the_burst_passes_and_the_next_attempt_waits_about_a_minute() {
-        let limiter = AuthRateLimiter::new(&settings(3, false));
+        let limiter = AuthRateLimiter::new(&settings(3));
         for _ in 0..3 {
             limiter.check(peer("10.0.0.1"), &HeaderMap::new()).unwrap();
         }
@@ -223,38 +164,23 @@ mod tests {
     }
 
     #[test]
-    fn proxy_headers_are_ignored_unless_trusted() {
-        let limiter = AuthRateLimiter::new(&settings(1, false));
-        let spoofed = headers(&[("x-forwarded-for", "203.0.113.9")]);
-        assert_eq!(
-            limiter.client_address(peer("10.0.0.1"), &spoofed),
-            "10.0.0.1".parse::<IpAddr>().unwrap()
-        );
-    }
-
-    #[test]
-    fn a_trusted_proxy_header_gives_its_last_entry() {
-        let limiter = AuthRateLimiter::new(&settings(1, true));
-        let forwarded = headers(&[
-            ("x-forwarded-for", "1.1.1.1, 2.2.2.2"),
-            ("x-forwarded-for", "203.0.113.9"),
-        ]);
-        assert_eq!(
-            limiter.client_address(peer("10.0.0.1"), &forwarded),
-            "203.0.113.9".parse::<IpAddr>().unwrap()
-        );
-        let rfc7239 = headers(&[(
-            "forwarded",
-            "for=1.1.1.1, for=\"[2001:db8::7]:4711\";proto=https",
-        )]);
-        assert_eq!(
-            limiter.client_address(peer("10.0.0.1"), &rfc7239),
-            "2001:db8::7".parse::<IpAddr>().unwrap()
-        );
-        let obfuscated = headers(&[("forwarded", "for=_hidden")]);
-        assert_eq!(
-            limiter.client_address(peer("10.0.0.1"), &obfuscated),
-            "10.0.0.1".parse::<IpAddr>().unwrap()
+    fn clients_behind_a_trusted_proxy_have_a_bucket_each() {
+        let limiter = AuthRateLimiter::new(&HardeningSettings {
+            trusted_proxies: TrustedProxies::parse("10.0.0.0/8").unwrap(),
+            ..settings(1)
+        });
+        let proxy = peer("10.0.0.1");
+        limiter.check(proxy, &forwarded_for("203.0.113.1")).unwrap();
+        limiter.check(proxy, &forwarded_for("203.0.113.2")).unwrap();
+        assert!(limiter.check(proxy, &forwarded_for("203.0.113.1")).is_err());
+        // From an untrusted peer the header means nothing.
+        limiter
+            .check(peer("192.0.2.1"), &forwarded_for("203.0.113.3"))
+            .unwrap();
+        assert!(
+            limiter
+                .check(peer("192.0.2.1"), &forwarded_for("203.0.113.4"))
+                .is_err()
         );
     }
 

@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::connection_watch::{track_requests, watch_connections};
 use crate::error::json_error_bodies;
 use crate::metrics::{Metrics, MetricsError, bound_method};
-use crate::password::Argon2PasswordHasher;
+use crate::password::{Argon2PasswordHasher, HashingLimits};
 use crate::rate_limit::{AuthRateLimiter, limit_auth_attempts};
 use crate::routes::{auth, docs, fallback, health, metrics, tasks};
 use crate::security_headers::security_headers;
@@ -91,11 +91,16 @@ impl Application {
         todo_persistence::migrate(&db).await?;
 
         let clock = Arc::new(SystemClock);
-        let hasher =
-            Argon2PasswordHasher::new().map_err(|e| StartupError::Hasher(e.to_string()))?;
+        let hasher = Arc::new(
+            Argon2PasswordHasher::new(HashingLimits::for_this_machine(
+                settings.hardening.password_hash_queue as usize,
+                settings.hardening.password_hash_wait,
+            ))
+            .map_err(|e| StartupError::Hasher(e.to_string()))?,
+        );
         let accounts = Arc::new(AccountService::new(
             Arc::new(SeaUserRepository::new(db.clone())),
-            Arc::new(hasher),
+            hasher.clone(),
             clock.clone(),
         ));
         let tasks = TaskService::new(Arc::new(SeaTaskRepository::new(db.clone())), clock);
@@ -115,6 +120,10 @@ impl Application {
             authenticator = authenticator
                 .with_external_tokens(ExternalTokens::new(external, jwks), Arc::new(identities));
         }
+        let metrics = Metrics::new()?;
+        for collector in hasher.collectors() {
+            metrics.register(collector)?;
+        }
         let state = AppState {
             tasks: web::Data::new(tasks),
             authenticator: web::Data::new(authenticator),
@@ -124,7 +133,7 @@ impl Application {
             cors_allowed_origins: Arc::new(settings.cors_allowed_origins.clone()),
             auth_rate_limiter: web::Data::new(AuthRateLimiter::new(&settings.hardening)),
             body_read_timeout: BodyReadTimeout(settings.hardening.request_body_timeout),
-            metrics: web::Data::new(Metrics::new()?),
+            metrics: web::Data::new(metrics),
             metrics_enabled: settings.metrics_enabled,
         };
 

@@ -32,6 +32,14 @@ pub enum DomainError {
     /// Unknown email or wrong password; deliberately not told apart.
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// Too many callers are already waiting for a bounded resource (the
+    /// password hasher); the work was not done and may be asked again
+    /// after `retry_after`.
+    #[error("busy, retry in {retry_after:?}")]
+    Busy {
+        /// How long the caller should wait before asking again.
+        retry_after: std::time::Duration,
+    },
     /// The database (or another backing service) cannot be reached now.
     #[error("storage unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),

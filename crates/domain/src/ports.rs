@@ -118,7 +118,8 @@ pub trait PasswordHasher: Send + Sync {
     /// Hashes a new password.
     ///
     /// # Errors
-    /// `Unexpected` if the hasher itself fails.
+    /// `Busy` when too many hashes are already waiting, `Unexpected` if
+    /// the hasher itself fails.
     async fn hash(&self, password: &Password) -> Result<PasswordHash, DomainError>;
 
     /// Whether `candidate` matches `stored`. With no stored hash (unknown
@@ -126,7 +127,8 @@ pub trait PasswordHasher: Send + Sync {
     /// `false`, so response times do not reveal which emails exist.
     ///
     /// # Errors
-    /// `Unexpected` if the hasher itself fails.
+    /// `Busy` when too many hashes are already waiting, `Unexpected` if
+    /// the hasher itself fails.
     async fn verify(
         &self,
         candidate: &str,

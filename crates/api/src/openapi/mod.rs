@@ -22,8 +22,8 @@ use crate::routes::{auth, health, tasks};
 use responses::{
     EmailTaken, Forbidden, InternalError, InvalidCredentials, InvalidSignUp, InvalidTask,
     InvalidTaskId, MalformedBody, MalformedBodyOrTaskId, NotReady, PayloadTooLarge, RateLimited,
-    RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailable, TaskNotFound, Unauthenticated,
-    UnsupportedMediaType,
+    RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailableOrBusy, TaskNotFound,
+    Unauthenticated, UnsupportedMediaType,
 };
 
 /// The name of the bearer scheme that protected operations refer to.
@@ -94,7 +94,7 @@ ASCII characters), else a fresh UUID; quote it when reporting a problem.
             RateLimited,
             RequestTimeout,
             ServiceOrAuthUnavailable,
-            ServiceUnavailable,
+            ServiceUnavailableOrBusy,
             TaskNotFound,
             Unauthenticated,
             UnsupportedMediaType,

@@ -118,9 +118,14 @@ error_responses! {
         ApiError::InvalidTaskId,
         malformed_body_sample(),
     ];
-    /// 503 while the database is unreachable.
-    ServiceUnavailable: "The database cannot be reached right now; retry later." => [
+    /// 503 of sign-up and sign-in: the database, or the hasher's queue.
+    ServiceUnavailableOrBusy: "The database cannot be reached right now \
+        (`service_unavailable`), or too many sign-ups and sign-ins are already waiting for \
+        the password hasher (`busy`: more than `PASSWORD_HASH_QUEUE` of them wait, or this \
+        one got no turn within `PASSWORD_HASH_WAIT_SECONDS`). A `busy` answer carries \
+        `Retry-After`. Either way, retry later." => [
         ApiError::Domain(DomainError::Unavailable("the database is unreachable".into())),
+        ApiError::Domain(DomainError::Busy { retry_after: std::time::Duration::from_secs(2) }),
     ];
     /// 503 of a route behind the token guard: the database, or (with an
     /// external identity provider configured) the provider's keys.
@@ -250,33 +255,46 @@ fn build(description: &str, samples: &[ApiError]) -> Response {
                     .build(),
             );
         }
-        StatusCode::TOO_MANY_REQUESTS => {
-            let example = samples.iter().find_map(|sample| match sample {
-                ApiError::RateLimited {
-                    retry_after_seconds,
-                } => Some(*retry_after_seconds),
-                _ => None,
-            });
-            // utoipa 5.5's header object has no `required`, so the
-            // response's description says that it is always sent.
-            response = response.header(
-                "Retry-After",
-                HeaderBuilder::new()
-                    .schema(
-                        ObjectBuilder::new()
-                            .schema_type(Type::Integer)
-                            .minimum(Some(1))
-                            .examples(example),
-                    )
-                    .description(Some(
-                        "Whole seconds to wait before the next attempt (rounded up, at least 1).",
-                    ))
-                    .build(),
-            );
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+            if let Some(seconds) = samples.iter().find_map(retry_after_seconds) {
+                // utoipa 5.5's header object has no `required`, so the
+                // response's description says when it is sent.
+                response = response.header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(
+                            ObjectBuilder::new()
+                                .schema_type(Type::Integer)
+                                .minimum(Some(1))
+                                .examples([seconds]),
+                        )
+                        .description(Some(
+                            if status_of(samples) == StatusCode::TOO_MANY_REQUESTS {
+                                "Whole seconds to wait before the next attempt (rounded up, at \
+                             least 1)."
+                            } else {
+                                "Sent with `busy` only: whole seconds to wait before the next \
+                             attempt (rounded up, at least 1)."
+                            },
+                        ))
+                        .build(),
+                );
+            }
         }
         _ => {}
     }
     response.build()
+}
+
+/// The `Retry-After` a sample answers with, if any (as `error.rs` sets it).
+fn retry_after_seconds(sample: &ApiError) -> Option<u64> {
+    match sample {
+        ApiError::RateLimited {
+            retry_after_seconds,
+        } => Some(*retry_after_seconds),
+        ApiError::Domain(DomainError::Busy { retry_after }) => Some(retry_after.as_secs().max(1)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

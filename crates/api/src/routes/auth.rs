@@ -7,7 +7,7 @@ use crate::dto::{AuthResponse, CredentialsRequest, UserResponse};
 use crate::error::ApiError;
 use crate::openapi::responses::{
     EmailTaken, InvalidCredentials, InvalidSignUp, MalformedBody, PayloadTooLarge, RateLimited,
-    RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailable, Unauthenticated,
+    RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailableOrBusy, Unauthenticated,
     UnsupportedMediaType,
 };
 
@@ -21,7 +21,7 @@ use crate::openapi::responses::{
     responses(
         (status = 201, description = "Created and signed in.", body = AuthResponse),
         InvalidSignUp, EmailTaken, RequestTimeout, PayloadTooLarge, UnsupportedMediaType,
-        MalformedBody, RateLimited, ServiceUnavailable,
+        MalformedBody, RateLimited, ServiceUnavailableOrBusy,
     ),
 )]
 pub async fn sign_up(
@@ -46,7 +46,7 @@ pub async fn sign_up(
     responses(
         (status = 200, description = "Signed in.", body = AuthResponse),
         InvalidCredentials, RequestTimeout, PayloadTooLarge, UnsupportedMediaType,
-        MalformedBody, RateLimited, ServiceUnavailable,
+        MalformedBody, RateLimited, ServiceUnavailableOrBusy,
     ),
 )]
 pub async fn sign_in(

@@ -119,9 +119,10 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
         StatusCode::TOO_MANY_REQUESTS
     );
 
-    // Trusted: the address the proxy appended (the last one) is the client.
+    // The peer is a trusted proxy: the address it appended (the last one)
+    // is the client.
     let mut trusted = limits.to_vec();
-    trusted.push(("TRUST_PROXY_HEADERS", "true"));
+    trusted.push(("TRUSTED_PROXIES", "127.0.0.1"));
     let proxied = spawn_app_with(TestDatabase::preferred().await, &trusted).await;
     assert_eq!(
         sign_in_as(&proxied, "203.0.113.1").await.unwrap().status(),

@@ -1,7 +1,10 @@
 use std::collections::HashMap;
+use std::fmt::Display;
 
 use actix_web::dev::ServerHandle;
-use reqwest::{Response, StatusCode};
+use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::{Body, IntoUrl, Method, RequestBuilder, Response, StatusCode};
+use serde::Serialize;
 use serde_json::{Value, json};
 use todo_api::{Application, Settings};
 use todo_persistence::testing::TestDatabase;
@@ -12,7 +15,7 @@ pub const PASSWORD: &str = "correct horse battery";
 /// A running application and what a test needs to talk to it.
 pub struct TestApp {
     pub address: String,
-    pub client: reqwest::Client,
+    pub client: TestClient,
     pub database: TestDatabase,
     handle: ServerHandle,
 }
@@ -52,7 +55,7 @@ pub async fn spawn_app_with(database: TestDatabase, extra: &[(&str, &str)]) -> T
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
-        client: reqwest::Client::new(),
+        client: TestClient::default(),
         database,
         handle,
     }
@@ -206,4 +209,153 @@ pub async fn assert_error(response: Response, status: StatusCode, code: &str) ->
     assert_eq!(body["code"], code, "body: {body}");
     assert!(body["detail"].is_string(), "body: {body}");
     body
+}
+
+/// reqwest's client with one check on every answer: a 422 must not quote a
+/// value of the JSON body that was sent (contract 6.5, "error bodies never
+/// echo a client's value"), so every 422 a test receives through it is
+/// searched for those values before the test sees it.
+#[derive(Clone, Default)]
+pub struct TestClient {
+    inner: reqwest::Client,
+}
+
+impl TestClient {
+    pub fn request(&self, method: Method, url: impl IntoUrl) -> TestRequest {
+        TestRequest(self.inner.request(method, url))
+    }
+
+    pub fn get(&self, url: impl IntoUrl) -> TestRequest {
+        self.request(Method::GET, url)
+    }
+
+    pub fn head(&self, url: impl IntoUrl) -> TestRequest {
+        self.request(Method::HEAD, url)
+    }
+
+    pub fn post(&self, url: impl IntoUrl) -> TestRequest {
+        self.request(Method::POST, url)
+    }
+
+    pub fn put(&self, url: impl IntoUrl) -> TestRequest {
+        self.request(Method::PUT, url)
+    }
+
+    pub fn patch(&self, url: impl IntoUrl) -> TestRequest {
+        self.request(Method::PATCH, url)
+    }
+
+    pub fn delete(&self, url: impl IntoUrl) -> TestRequest {
+        self.request(Method::DELETE, url)
+    }
+}
+
+/// A request being built; the same methods as reqwest's builder.
+pub struct TestRequest(RequestBuilder);
+
+impl TestRequest {
+    pub fn header<K, V>(self, key: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        Self(self.0.header(key, value))
+    }
+
+    pub fn bearer_auth(self, token: impl Display) -> Self {
+        Self(self.0.bearer_auth(token))
+    }
+
+    pub fn basic_auth(self, user: impl Display, password: Option<impl Display>) -> Self {
+        Self(self.0.basic_auth(user, password))
+    }
+
+    pub fn json<T: Serialize + ?Sized>(self, json: &T) -> Self {
+        Self(self.0.json(json))
+    }
+
+    pub fn body(self, body: impl Into<Body>) -> Self {
+        Self(self.0.body(body))
+    }
+
+    /// Sends the request; a 422 answer is checked for echoes of the body
+    /// sent, then handed back whole (a streamed body cannot be checked).
+    pub async fn send(self) -> reqwest::Result<Response> {
+        let (client, request) = self.0.build_split();
+        let request = request?;
+        let sent = request.body().and_then(Body::as_bytes).map(<[u8]>::to_vec);
+        let response = client.execute(request).await?;
+        let Some(sent) = sent.filter(|_| response.status() == StatusCode::UNPROCESSABLE_ENTITY)
+        else {
+            return Ok(response);
+        };
+        let mut head = http::Response::builder()
+            .status(response.status())
+            .version(response.version());
+        if let Some(headers) = head.headers_mut() {
+            headers.extend(response.headers().clone());
+        }
+        let answer = response.bytes().await?;
+        assert_no_echo(&sent, &answer);
+        Ok(Response::from(
+            head.body(answer)
+                .expect("the status and headers came from a response"),
+        ))
+    }
+}
+
+/// Scalars shorter than this could appear in an error message by chance
+/// (`"string"` is one of its words), so only longer ones are looked for.
+const ECHO_MIN_CHARS: usize = 6;
+
+/// Fails when any string of the answer holds a scalar value of the JSON
+/// body sent (the first JSON value of it, for a body with trailing bytes).
+pub fn assert_no_echo(sent: &[u8], answer: &[u8]) {
+    let Some(Ok(sent)) = serde_json::Deserializer::from_slice(sent)
+        .into_iter::<Value>()
+        .next()
+    else {
+        return;
+    };
+    // Not JSON at all: `assert_error` reports that.
+    let Ok(answer) = serde_json::from_slice::<Value>(answer) else {
+        return;
+    };
+    let mut values = Vec::new();
+    scalars(&sent, &mut values);
+    let mut texts = Vec::new();
+    strings(&answer, &mut texts);
+    for value in values
+        .iter()
+        .map(|value| value.trim())
+        .filter(|value| value.chars().count() >= ECHO_MIN_CHARS)
+    {
+        for text in &texts {
+            assert!(
+                !text.contains(value),
+                "a 422 quotes the value {value:?} of the body sent ({sent}): {answer}"
+            );
+        }
+    }
+}
+
+fn scalars(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(text) => out.push(text.clone()),
+        Value::Number(number) => out.push(number.to_string()),
+        Value::Array(items) => items.iter().for_each(|item| scalars(item, out)),
+        Value::Object(members) => members.values().for_each(|member| scalars(member, out)),
+        Value::Null | Value::Bool(_) => {}
+    }
+}
+
+fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::String(text) => out.push(text),
+        Value::Array(items) => items.iter().for_each(|item| strings(item, out)),
+        Value::Object(members) => members.values().for_each(|member| strings(member, out)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
 }

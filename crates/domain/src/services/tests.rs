@@ -880,6 +880,28 @@ async fn hasher_failure_during_sign_up_propagates_and_stores_nothing() {
     assert!(matches!(error, DomainError::Unexpected(_)), "{error:?}");
 }
 
+#[tokio::test]
+async fn a_busy_hasher_during_sign_up_is_reported_with_its_wait_and_stores_nothing() {
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_hash().return_once(|_| {
+        Err(DomainError::Busy {
+            retry_after: std::time::Duration::from_secs(2),
+        })
+    });
+    let mut users = MockUserRepository::new();
+    users.expect_insert().times(0);
+
+    let error = account_service(users, hasher)
+        .sign_up(email(), sign_up_password())
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, DomainError::Busy { retry_after } if retry_after.as_secs() == 2),
+        "{error:?}"
+    );
+}
+
 // --------------------------------------------------- AccountService::sign_in
 
 const SIGN_IN_PASSWORD: &str = "what the user typed";
@@ -1127,6 +1149,42 @@ async fn hasher_failure_during_sign_in_propagates_and_records_nothing() {
         .unwrap_err();
 
     assert!(matches!(error, DomainError::Unexpected(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_busy_hasher_during_sign_in_is_reported_as_busy_not_as_wrong_credentials() {
+    let mut users = users_knowing(UserId::generate());
+    users.expect_record_sign_in().times(0);
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_verify().return_once(|_, _| {
+        Err(DomainError::Busy {
+            retry_after: std::time::Duration::from_secs(2),
+        })
+    });
+
+    let error = account_service(users, hasher)
+        .sign_in("ada@example.io", SIGN_IN_PASSWORD)
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, DomainError::Busy { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_busy_hasher_answers_an_unknown_email_the_same_way_as_a_known_one() {
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_verify().return_once(|_, _| {
+        Err(DomainError::Busy {
+            retry_after: std::time::Duration::from_secs(2),
+        })
+    });
+
+    let error = account_service(users_without_accounts(), hasher)
+        .sign_in("ada@example.io", SIGN_IN_PASSWORD)
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, DomainError::Busy { .. }), "{error:?}");
 }
 
 // --------------------------------------------------- AccountService::profile
