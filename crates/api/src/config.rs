@@ -51,6 +51,9 @@ pub struct Settings {
     /// How long a request waits for a pooled connection before it is
     /// answered 503.
     pub database_acquire_timeout: Duration,
+    /// The longest a statement may run before it is cancelled and the
+    /// request answered 503.
+    pub database_statement_timeout: Duration,
     /// HS256 key of the tokens.
     pub jwt_secret: SecretString,
     /// True when the secret was generated because none was configured;
@@ -168,6 +171,7 @@ impl Settings {
                 5,
                 "must be a whole number of seconds",
             )?),
+            database_statement_timeout: positive_seconds(&get, "DATABASE_STATEMENT_TIMEOUT", 5)?,
             jwt_secret,
             jwt_secret_generated,
             jwt_issuer,
@@ -395,6 +399,27 @@ mod tests {
         for url in ["mysql://h/db", "sqlite:todo.db"] {
             let error = settings(&[("DATABASE_URL", url)]).unwrap_err();
             assert!(error.to_string().contains("DATABASE_URL"), "{url}");
+        }
+    }
+
+    #[test]
+    fn statements_time_out_after_five_seconds_unless_told_otherwise() {
+        assert_eq!(
+            settings(&[]).unwrap().database_statement_timeout,
+            Duration::from_secs(5)
+        );
+        let settings = settings(&[("DATABASE_STATEMENT_TIMEOUT", "2")]).unwrap();
+        assert_eq!(settings.database_statement_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_statement_timeout_below_one_second_is_refused() {
+        for value in ["0", "-1", "0.5", "soon"] {
+            let error = settings(&[("DATABASE_STATEMENT_TIMEOUT", value)]).unwrap_err();
+            assert!(
+                error.to_string().starts_with("DATABASE_STATEMENT_TIMEOUT"),
+                "{value}: {error}"
+            );
         }
     }
 

@@ -13,8 +13,7 @@ use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
 use todo_domain::{AccountService, IdentityService, SystemClock, TaskService};
 use todo_persistence::{
-    DatabaseConnection, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository,
-    SeaUserRepository,
+    Database, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository, SeaUserRepository,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -62,7 +61,7 @@ struct AppState {
     accounts: web::Data<AccountService>,
     keys: web::Data<TokenKeys>,
     authenticator: web::Data<Authenticator>,
-    db: web::Data<DatabaseConnection>,
+    db: web::Data<Database>,
     cors_allowed_origins: Arc<Vec<String>>,
     auth_rate_limiter: web::Data<AuthRateLimiter>,
     body_read_timeout: BodyReadTimeout,
@@ -86,6 +85,7 @@ impl Application {
             url: settings.database_url.expose_secret().to_owned(),
             max_connections: settings.database_max_connections,
             acquire_timeout: settings.database_acquire_timeout,
+            statement_timeout: settings.database_statement_timeout,
         })
         .await?;
         todo_persistence::migrate(&db).await?;

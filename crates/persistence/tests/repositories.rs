@@ -22,7 +22,7 @@ use todo_domain::{
 };
 use todo_persistence::testing::TestDatabase;
 use todo_persistence::{
-    Backend, DatabaseConnection, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository,
+    Backend, Database, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository,
     SeaUserRepository, backend_of, connect, is_ready, migrate,
 };
 use uuid::Uuid;
@@ -97,7 +97,7 @@ struct Store {
     tasks: SeaTaskRepository,
     users: SeaUserRepository,
     identities: SeaIdentityRepository,
-    db: DatabaseConnection,
+    db: Database,
     backend: Backend,
     /// Dropped last, deleting the database.
     _database: TestDatabase,
@@ -110,6 +110,9 @@ impl Store {
             // PostgreSQL has 100 slots and the tests run in parallel.
             max_connections: 5,
             acquire_timeout: Duration::from_secs(10),
+            // Generous: some tests load thousands of rows in one call, and
+            // the timeout has tests of its own.
+            statement_timeout: Duration::from_secs(30),
         };
         let db = connect(&settings)
             .await
@@ -738,7 +741,7 @@ async fn a_stored_row_that_breaks_a_domain_rule_is_unexpected(store: Store) {
 
 async fn a_closed_pool_is_unavailable(store: Store) {
     let owner = store.user().await;
-    store.db.close_by_ref().await.unwrap();
+    store.db.close().await.unwrap();
 
     let err = store.tasks.list_by_owner(owner).await.unwrap_err();
     assert!(matches!(err, DomainError::Unavailable(_)), "{err:?}");
@@ -750,15 +753,15 @@ async fn a_closed_pool_is_unavailable(store: Store) {
 async fn migrations_round_trip_down_and_up(store: Store) {
     let owner = store.user().await;
     store.stored(task(owner, "t", later(0))).await;
-    let schema = SchemaManager::new(&store.db);
+    let schema = SchemaManager::new(store.db.connection());
 
-    Migrator::down(&store.db, None).await.unwrap();
+    Migrator::down(store.db.connection(), None).await.unwrap();
     assert!(!schema.has_table("tasks").await.unwrap());
     assert!(!schema.has_table("users").await.unwrap());
     let err = store.tasks.list_by_owner(owner).await.unwrap_err();
     assert!(matches!(err, DomainError::Unexpected(_)), "{err:?}");
 
-    Migrator::up(&store.db, None).await.unwrap();
+    Migrator::up(store.db.connection(), None).await.unwrap();
     assert!(schema.has_table("tasks").await.unwrap());
     assert!(store.tasks.list_by_owner(owner).await.unwrap().is_empty());
     let owner = store.user().await;
@@ -972,8 +975,10 @@ async fn deleting_an_external_user_deletes_the_link(store: Store) {
 /// keep every row and every value (and, on SQLite, must not let dropping
 /// the old `users` cascade into `tasks`).
 async fn the_identity_migration_keeps_every_user_and_task(store: Store) {
-    Migrator::down(&store.db, Some(1)).await.unwrap();
-    let schema = SchemaManager::new(&store.db);
+    Migrator::down(store.db.connection(), Some(1))
+        .await
+        .unwrap();
+    let schema = SchemaManager::new(store.db.connection());
     assert!(!schema.has_table("user_identities").await.unwrap());
 
     let owner = store.user().await;
@@ -998,7 +1003,7 @@ async fn the_identity_migration_keeps_every_user_and_task(store: Store) {
         .await
         .unwrap();
 
-    Migrator::up(&store.db, None).await.unwrap();
+    Migrator::up(store.db.connection(), None).await.unwrap();
 
     assert!(schema.has_table("user_identities").await.unwrap());
     assert_eq!(
@@ -1047,9 +1052,11 @@ async fn rolling_the_identity_migration_back_removes_only_external_users(store: 
     let external = store.external_user("ext", "ext@example.io").await;
     store.stored(task(external.id, "theirs", later(1))).await;
 
-    Migrator::down(&store.db, Some(1)).await.unwrap();
+    Migrator::down(store.db.connection(), Some(1))
+        .await
+        .unwrap();
 
-    let schema = SchemaManager::new(&store.db);
+    let schema = SchemaManager::new(store.db.connection());
     assert!(!schema.has_table("user_identities").await.unwrap());
     assert_eq!(store.count("SELECT COUNT(*) FROM users", vec![]).await, 1);
     assert_eq!(
@@ -1058,7 +1065,7 @@ async fn rolling_the_identity_migration_back_removes_only_external_users(store: 
     );
     assert_eq!(store.count("SELECT COUNT(*) FROM tasks", vec![]).await, 1);
 
-    Migrator::up(&store.db, None).await.unwrap();
+    Migrator::up(store.db.connection(), None).await.unwrap();
     assert!(store.users.find_by_id(local).await.unwrap().is_some());
 }
 
@@ -1094,6 +1101,7 @@ async fn a_sqlite_url_without_mode_creates_the_file() {
         url: format!("sqlite://{}", path.display()),
         max_connections: 1,
         acquire_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(5),
     };
     let db = connect(&settings).await.unwrap();
     assert!(is_ready(&db).await);
@@ -1139,9 +1147,10 @@ async fn the_preferred_database_is_empty_and_usable() {
         url: database.url().to_owned(),
         max_connections: 2,
         acquire_timeout: Duration::from_secs(10),
+        statement_timeout: Duration::from_secs(5),
     };
     let db = connect(&settings).await.unwrap();
-    let schema = SchemaManager::new(&db);
+    let schema = SchemaManager::new(db.connection());
     assert!(!schema.has_table("tasks").await.unwrap());
     migrate(&db).await.unwrap();
     assert!(schema.has_table("tasks").await.unwrap());
@@ -1164,6 +1173,7 @@ async fn one_thread_can_use_every_connection_of_the_pool_at_once() {
         url: database.url().to_owned(),
         max_connections: 4,
         acquire_timeout: Duration::from_millis(250),
+        statement_timeout: Duration::from_secs(5),
     })
     .await
     .unwrap();
@@ -1285,4 +1295,150 @@ async fn a_list_is_read_in_index_order_however_the_table_grows() {
         "{plan}"
     );
     assert!(!plan.contains("Sort"), "{plan}");
+}
+
+// --- The statement timeout (PostgreSQL) ---------------------------------------
+
+/// A pool of one connection with a one-second statement timeout, or `None`
+/// where PostgreSQL is not reachable (`preferred` has said so on stderr;
+/// never in CI).
+async fn postgres_with_a_one_second_timeout() -> Option<(Database, TestDatabase)> {
+    let database = TestDatabase::preferred().await;
+    if database.backend() != Backend::Postgres {
+        return None;
+    }
+    let db = connect(&DatabaseSettings {
+        url: database.url().to_owned(),
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(10),
+        statement_timeout: Duration::from_secs(1),
+    })
+    .await
+    .unwrap();
+    Some((db, database))
+}
+
+async fn show(db: &Database, setting: &str) -> String {
+    db.query_one_raw(Statement::from_string(
+        db.get_database_backend(),
+        format!("SHOW {setting}"),
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index::<String>(0)
+    .unwrap()
+}
+
+/// Both start-up options reach the server: the statement timeout and the
+/// planner's price of a random page read.
+#[tokio::test]
+async fn postgres_sessions_carry_the_statement_timeout_beside_the_planner_costs() {
+    let Some((db, _database)) = postgres_with_a_one_second_timeout().await else {
+        return;
+    };
+    assert_eq!(show(&db, "statement_timeout").await, "1s");
+    assert_eq!(show(&db, "random_page_cost").await, "1.1");
+}
+
+/// The server cancels a statement at the timeout (SQLSTATE 57014), before
+/// the client's own deadline, and the connection stays usable.
+#[tokio::test]
+async fn the_server_cancels_a_statement_past_the_timeout_and_the_connection_lives_on() {
+    let Some((db, _database)) = postgres_with_a_one_second_timeout().await else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let err = db
+        .execute_unprepared("SELECT pg_sleep(5)")
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(sqlstate(&err).as_deref(), Some("57014"), "{err:?}");
+    assert!(
+        took >= Duration::from_secs(1) && took < db.deadline(),
+        "cancelled after {took:?}"
+    );
+    // The pool's only connection answers at once.
+    let started = std::time::Instant::now();
+    assert_eq!(show(&db, "statement_timeout").await, "1s");
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
+
+/// A repository statement that waits past the timeout (here for a row
+/// another session keeps locked) is `Unavailable`, which the api answers
+/// with 503.
+#[tokio::test]
+async fn a_repository_statement_cancelled_by_the_timeout_is_unavailable() {
+    let Some((db, database)) = postgres_with_a_one_second_timeout().await else {
+        return;
+    };
+    migrate(&db).await.unwrap();
+    let users = SeaUserRepository::new(db.clone());
+    let id = UserId::generate();
+    users
+        .insert(&new_user(id, "locked@example.io"))
+        .await
+        .unwrap();
+
+    let mut holder = PgConnection::connect(database.url()).await.unwrap();
+    holder.execute("BEGIN").await.unwrap();
+    holder
+        .execute(sea_orm::sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM users WHERE id = '{}' FOR UPDATE",
+            id.as_uuid()
+        )))
+        .await
+        .unwrap();
+    let err = users.record_sign_in(id, later(0)).await.unwrap_err();
+    assert!(matches!(err, DomainError::Unavailable(_)), "{err:?}");
+    holder.execute("ROLLBACK").await.unwrap();
+    users.record_sign_in(id, later(0)).await.unwrap();
+}
+
+/// A second instance waits for the first one's migrations on a lock, for
+/// as long as they take. Migrations are exempt from the statement timeout,
+/// so that wait may be longer than it.
+#[tokio::test]
+async fn migrations_wait_for_another_instance_longer_than_the_statement_timeout() {
+    let Some((db, database)) = postgres_with_a_one_second_timeout().await else {
+        return;
+    };
+    // The key `migrate` locks (`MIGRATION_LOCK_KEY` in connection.rs).
+    const MIGRATION_LOCK_KEY: i64 = 0x746f_646f_2d61_7069;
+    let mut other_instance = PgConnection::connect(database.url()).await.unwrap();
+    other_instance
+        .execute(sea_orm::sqlx::AssertSqlSafe(format!(
+            "SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"
+        )))
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        other_instance
+            .execute(sea_orm::sqlx::AssertSqlSafe(format!(
+                "SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"
+            )))
+            .await
+            .unwrap();
+        other_instance
+    });
+    let started = std::time::Instant::now();
+    migrate(&db).await.expect("migrations wait for the lock");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    let _ = release.await.unwrap().close().await;
+    // The exemption stayed inside the migrations' transaction.
+    assert_eq!(show(&db, "statement_timeout").await, "1s");
+}
+
+/// The SQLSTATE of a server error, if `err` is one.
+fn sqlstate(err: &sea_orm::DbErr) -> Option<String> {
+    match err {
+        sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(cause))
+        | sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(cause)) => cause
+            .as_database_error()
+            .and_then(|database_error| database_error.code())
+            .map(|code| code.into_owned()),
+        _ => None,
+    }
 }
