@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use todo_domain::SignInLimit;
 
 mod external;
 
@@ -67,6 +68,11 @@ pub struct Settings {
     pub cors_allowed_origins: Vec<String>,
     /// Abuse and fault limits: rate limits, request timeouts, shutdown.
     pub hardening: HardeningSettings,
+    /// Failed sign-ins allowed per email within a window
+    /// (`SIGN_IN_FAILURES_PER_ACCOUNT`, default 10, within
+    /// `SIGN_IN_FAILURE_WINDOW_SECONDS`, default 900), across every
+    /// instance.
+    pub sign_in_limit: SignInLimit,
     /// Tokens of an external identity provider, when configured.
     pub external_auth: Option<ExternalAuthSettings>,
     /// Whether `GET /metrics` is served (and requests are counted).
@@ -191,6 +197,7 @@ impl Settings {
                 })
                 .unwrap_or_default(),
             hardening: HardeningSettings::from_lookup(&get)?,
+            sign_in_limit: sign_in_limit(&get)?,
             external_auth,
             metrics_enabled: parse_or(
                 get("METRICS_ENABLED"),
@@ -273,6 +280,27 @@ impl HardeningSettings {
             trust_proxy_headers,
         })
     }
+}
+
+fn sign_in_limit(get: &dyn Fn(&str) -> Option<String>) -> Result<SignInLimit, ConfigError> {
+    let failures = match parse_or(
+        get("SIGN_IN_FAILURES_PER_ACCOUNT"),
+        "SIGN_IN_FAILURES_PER_ACCOUNT",
+        10,
+        "must be a positive whole number",
+    )? {
+        0 => {
+            return Err(ConfigError::Invalid {
+                name: "SIGN_IN_FAILURES_PER_ACCOUNT",
+                reason: "must be at least 1",
+            });
+        }
+        failures => failures,
+    };
+    Ok(SignInLimit {
+        failures,
+        window: positive_seconds(get, "SIGN_IN_FAILURE_WINDOW_SECONDS", 900)?,
+    })
 }
 
 /// A duration in whole seconds, at least one.
@@ -419,6 +447,36 @@ mod tests {
             assert!(
                 error.to_string().starts_with("DATABASE_STATEMENT_TIMEOUT"),
                 "{value}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn ten_failed_sign_ins_per_email_in_fifteen_minutes_unless_told_otherwise() {
+        assert_eq!(
+            settings(&[]).unwrap().sign_in_limit,
+            SignInLimit {
+                failures: 10,
+                window: Duration::from_secs(900),
+            }
+        );
+        let limit = settings(&[
+            ("SIGN_IN_FAILURES_PER_ACCOUNT", "3"),
+            ("SIGN_IN_FAILURE_WINDOW_SECONDS", "60"),
+        ])
+        .unwrap()
+        .sign_in_limit;
+        assert_eq!((limit.failures, limit.window), (3, Duration::from_secs(60)));
+        for (name, value) in [
+            ("SIGN_IN_FAILURES_PER_ACCOUNT", "0"),
+            ("SIGN_IN_FAILURES_PER_ACCOUNT", "many"),
+            ("SIGN_IN_FAILURE_WINDOW_SECONDS", "0"),
+            ("SIGN_IN_FAILURE_WINDOW_SECONDS", "-5"),
+        ] {
+            let error = settings(&[(name, value)]).unwrap_err();
+            assert!(
+                error.to_string().starts_with(name),
+                "{name}={value}: {error}"
             );
         }
     }

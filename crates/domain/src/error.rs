@@ -32,6 +32,13 @@ pub enum DomainError {
     /// Unknown email or wrong password; deliberately not told apart.
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// Too many failed sign-ins for this email lately, whether or not an
+    /// account has it; sign-in is refused until the block ends.
+    #[error("too many failed sign-ins")]
+    TooManyFailedSignIns {
+        /// How long until the block ends.
+        retry_after: std::time::Duration,
+    },
     /// The database (or another backing service) cannot be reached now.
     #[error("storage unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),

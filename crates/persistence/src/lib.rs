@@ -1,5 +1,6 @@
 //! The storage adapters of todo-api: SeaORM implementations of the domain's
-//! `TaskRepository`, `UserRepository` and `IdentityRepository` ports, on
+//! `TaskRepository`, `UserRepository`, `IdentityRepository` and
+//! `SignInFailureRepository` ports, on
 //! PostgreSQL and SQLite, and the code that opens, migrates and probes the
 //! database.
 //!
@@ -17,6 +18,7 @@ mod entities;
 mod errors;
 mod identity_repository;
 mod pool;
+mod sign_in_failure_repository;
 mod task_repository;
 mod timestamps;
 mod user_repository;
@@ -32,5 +34,6 @@ pub use identity_repository::SeaIdentityRepository;
 pub use pool::{PoolUsage, pool_usage};
 /// SeaORM's own connection pool, which [`Database`] wraps.
 pub use sea_orm::DatabaseConnection;
+pub use sign_in_failure_repository::SeaSignInFailureRepository;
 pub use task_repository::SeaTaskRepository;
 pub use user_repository::SeaUserRepository;

@@ -15,15 +15,18 @@ use sea_orm::sqlx::{Connection as _, Executor as _};
 use sea_orm::{ConnectionTrait, Statement, Value};
 use time::OffsetDateTime;
 use time::macros::datetime;
-use todo_domain::ports::{IdentityRepository, TaskRepository, UserRepository};
+use todo_domain::ports::{
+    IdentityRepository, SignInFailureRepository, TaskRepository, UserRepository,
+};
 use todo_domain::{
     CompletionChange, DomainError, Email, ExternalIdentity, NewExternalUser, NewUser, PasswordHash,
     Provisioned, Task, TaskChanges, TaskDescription, TaskId, TaskTitle, Timestamp, UserId,
 };
+use todo_domain::{SignInKey, SignInLimit};
 use todo_persistence::testing::TestDatabase;
 use todo_persistence::{
-    Backend, Database, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository,
-    SeaUserRepository, backend_of, connect, is_ready, migrate,
+    Backend, Database, DatabaseSettings, SeaIdentityRepository, SeaSignInFailureRepository,
+    SeaTaskRepository, SeaUserRepository, backend_of, connect, is_ready, migrate,
 };
 use uuid::Uuid;
 
@@ -90,6 +93,16 @@ on_both_backends!(
     deleting_an_external_user_deletes_the_link,
     the_identity_migration_keeps_every_user_and_task,
     rolling_the_identity_migration_back_removes_only_external_users,
+    an_unknown_key_is_not_blocked,
+    the_failure_that_reaches_the_limit_blocks_for_one_window_from_it,
+    failures_after_the_window_start_a_new_count,
+    after_a_block_the_count_starts_afresh,
+    a_limit_of_one_blocks_at_the_first_failure,
+    clearing_a_key_forgets_its_failures,
+    keys_are_counted_apart,
+    racing_failures_are_each_counted_exactly_once,
+    the_key_is_stored_as_a_digest_not_as_typed,
+    forgetting_expired_keys_keeps_open_windows_and_blocks,
 );
 
 /// A migrated database and the two repositories over it.
@@ -97,6 +110,7 @@ struct Store {
     tasks: SeaTaskRepository,
     users: SeaUserRepository,
     identities: SeaIdentityRepository,
+    sign_in_failures: SeaSignInFailureRepository,
     db: Database,
     backend: Backend,
     /// Dropped last, deleting the database.
@@ -122,6 +136,7 @@ impl Store {
             tasks: SeaTaskRepository::new(db.clone()),
             users: SeaUserRepository::new(db.clone()),
             identities: SeaIdentityRepository::new(db.clone()),
+            sign_in_failures: SeaSignInFailureRepository::new(db.clone()),
             db,
             backend: database.backend(),
             _database: database,
@@ -970,14 +985,23 @@ async fn deleting_an_external_user_deletes_the_link(store: Store) {
     store.external_user("gone", "gone@example.io").await;
 }
 
+/// How many migrations to roll back to leave only the first: every later
+/// one, the identity migration and whatever came after it.
+fn steps_back_to_the_first_migration() -> u32 {
+    u32::try_from(Migrator::migrations().len() - 1).unwrap()
+}
+
 /// Steps back to the first migration, stores rows there, and applies the
 /// identity migration over them: the rebuild of `users` and `tasks` must
 /// keep every row and every value (and, on SQLite, must not let dropping
 /// the old `users` cascade into `tasks`).
 async fn the_identity_migration_keeps_every_user_and_task(store: Store) {
-    Migrator::down(store.db.connection(), Some(1))
-        .await
-        .unwrap();
+    Migrator::down(
+        store.db.connection(),
+        Some(steps_back_to_the_first_migration()),
+    )
+    .await
+    .unwrap();
     let schema = SchemaManager::new(store.db.connection());
     assert!(!schema.has_table("user_identities").await.unwrap());
 
@@ -1052,9 +1076,12 @@ async fn rolling_the_identity_migration_back_removes_only_external_users(store: 
     let external = store.external_user("ext", "ext@example.io").await;
     store.stored(task(external.id, "theirs", later(1))).await;
 
-    Migrator::down(store.db.connection(), Some(1))
-        .await
-        .unwrap();
+    Migrator::down(
+        store.db.connection(),
+        Some(steps_back_to_the_first_migration()),
+    )
+    .await
+    .unwrap();
 
     let schema = SchemaManager::new(store.db.connection());
     assert!(!schema.has_table("user_identities").await.unwrap());
@@ -1067,6 +1094,208 @@ async fn rolling_the_identity_migration_back_removes_only_external_users(store: 
 
     Migrator::up(store.db.connection(), None).await.unwrap();
     assert!(store.users.find_by_id(local).await.unwrap().is_some());
+}
+
+// --- Failed sign-ins ---------------------------------------------------------
+
+/// At most three failures a minute.
+fn three_a_minute() -> SignInLimit {
+    SignInLimit {
+        failures: 3,
+        window: Duration::from_secs(60),
+    }
+}
+
+fn key(typed: &str) -> SignInKey {
+    SignInKey::from_typed(typed)
+}
+
+impl Store {
+    /// Records failures of `typed` at each of `seconds` after T0.
+    async fn fail(&self, typed: &str, seconds: &[i64], limit: SignInLimit) {
+        for &at in seconds {
+            self.sign_in_failures
+                .record_failure(&key(typed), later(at), limit)
+                .await
+                .expect("record a failure");
+        }
+    }
+
+    async fn blocked_until(&self, typed: &str, seconds: i64) -> Option<Timestamp> {
+        self.sign_in_failures
+            .blocked_until(&key(typed), later(seconds))
+            .await
+            .expect("read the block")
+    }
+}
+
+async fn an_unknown_key_is_not_blocked(store: Store) {
+    assert_eq!(store.blocked_until("nobody@example.io", 0).await, None);
+}
+
+async fn the_failure_that_reaches_the_limit_blocks_for_one_window_from_it(store: Store) {
+    store
+        .fail("ada@example.io", &[0, 10], three_a_minute())
+        .await;
+    assert_eq!(store.blocked_until("ada@example.io", 10).await, None);
+
+    store.fail("ada@example.io", &[20], three_a_minute()).await;
+    assert_eq!(
+        store.blocked_until("ada@example.io", 20).await,
+        Some(later(80))
+    );
+    assert_eq!(
+        store.blocked_until("ada@example.io", 79).await,
+        Some(later(80))
+    );
+    assert_eq!(store.blocked_until("ada@example.io", 80).await, None);
+}
+
+async fn failures_after_the_window_start_a_new_count(store: Store) {
+    // The window opened at 0 ends at 60; the failure at 61 counts as the
+    // first of a new one, so 61 and 62 reach two, not four.
+    store
+        .fail("ada@example.io", &[0, 30, 61, 62], three_a_minute())
+        .await;
+    assert_eq!(store.blocked_until("ada@example.io", 62).await, None);
+    store.fail("ada@example.io", &[63], three_a_minute()).await;
+    assert_eq!(
+        store.blocked_until("ada@example.io", 63).await,
+        Some(later(123))
+    );
+}
+
+async fn after_a_block_the_count_starts_afresh(store: Store) {
+    store
+        .fail("ada@example.io", &[0, 1, 2], three_a_minute())
+        .await;
+    assert_eq!(
+        store.blocked_until("ada@example.io", 2).await,
+        Some(later(62))
+    );
+    store
+        .fail("ada@example.io", &[62, 63], three_a_minute())
+        .await;
+    assert_eq!(store.blocked_until("ada@example.io", 63).await, None);
+    store.fail("ada@example.io", &[64], three_a_minute()).await;
+    assert_eq!(
+        store.blocked_until("ada@example.io", 64).await,
+        Some(later(124))
+    );
+}
+
+async fn a_limit_of_one_blocks_at_the_first_failure(store: Store) {
+    let one = SignInLimit {
+        failures: 1,
+        window: Duration::from_secs(60),
+    };
+    store.fail("ada@example.io", &[5], one).await;
+    assert_eq!(
+        store.blocked_until("ada@example.io", 5).await,
+        Some(later(65))
+    );
+}
+
+async fn clearing_a_key_forgets_its_failures(store: Store) {
+    store
+        .fail("ada@example.io", &[0, 1], three_a_minute())
+        .await;
+    store
+        .sign_in_failures
+        .clear(&key("ada@example.io"))
+        .await
+        .unwrap();
+    store
+        .fail("ada@example.io", &[2, 3], three_a_minute())
+        .await;
+    assert_eq!(store.blocked_until("ada@example.io", 3).await, None);
+    // Clearing a key without failures is fine too.
+    store
+        .sign_in_failures
+        .clear(&key("nobody@example.io"))
+        .await
+        .unwrap();
+}
+
+async fn keys_are_counted_apart(store: Store) {
+    store
+        .fail("ada@example.io", &[0, 1, 2], three_a_minute())
+        .await;
+    store
+        .fail("grace@example.io", &[0, 1], three_a_minute())
+        .await;
+    assert!(store.blocked_until("ada@example.io", 3).await.is_some());
+    assert_eq!(store.blocked_until("grace@example.io", 3).await, None);
+}
+
+/// 49 failures at once under a limit of 50 leave the key unblocked and
+/// the 50th blocks it: not one of the racing updates was lost, and none
+/// was counted twice.
+async fn racing_failures_are_each_counted_exactly_once(store: Store) {
+    let limit = SignInLimit {
+        failures: 50,
+        window: Duration::from_secs(60),
+    };
+    let racer = key("race@example.io");
+    let racing = (0..49).map(|_| {
+        store
+            .sign_in_failures
+            .record_failure(&racer, later(0), limit)
+    });
+    for outcome in join_all(racing).await {
+        outcome.expect("record a failure");
+    }
+    assert_eq!(store.blocked_until("race@example.io", 0).await, None);
+    store.fail("race@example.io", &[1], limit).await;
+    assert_eq!(
+        store.blocked_until("race@example.io", 1).await,
+        Some(later(61))
+    );
+}
+
+async fn the_key_is_stored_as_a_digest_not_as_typed(store: Store) {
+    store
+        .fail("Someone.Unknown@Example.io", &[0], three_a_minute())
+        .await;
+    let statement = Statement::from_string(
+        store.db.get_database_backend(),
+        "SELECT email_digest FROM sign_in_failures",
+    );
+    let rows = store.db.query_all_raw(statement).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let stored = rows[0].try_get_by_index::<Vec<u8>>(0).unwrap();
+    assert_eq!(stored.len(), 32, "a SHA-256 digest");
+    assert!(
+        !String::from_utf8_lossy(&stored).contains("someone"),
+        "{stored:?}"
+    );
+}
+
+async fn forgetting_expired_keys_keeps_open_windows_and_blocks(store: Store) {
+    // Window over at 60.
+    store.fail("over@example.io", &[0], three_a_minute()).await;
+    // Window open until 150.
+    store.fail("open@example.io", &[90], three_a_minute()).await;
+    // Blocked from 50 to 110, its window stretched along.
+    store
+        .fail("blocked@example.io", &[0, 1, 50], three_a_minute())
+        .await;
+
+    let forgotten = store
+        .sign_in_failures
+        .forget_expired(later(100))
+        .await
+        .unwrap();
+
+    assert_eq!(forgotten, 1);
+    assert_eq!(
+        store.blocked_until("blocked@example.io", 100).await,
+        Some(later(110))
+    );
+    store
+        .fail("open@example.io", &[100, 101], three_a_minute())
+        .await;
+    assert!(store.blocked_until("open@example.io", 101).await.is_some());
 }
 
 // --- SQLite only --------------------------------------------------------------

@@ -22,8 +22,8 @@ use crate::routes::{auth, health, tasks};
 use responses::{
     EmailTaken, Forbidden, InternalError, InvalidCredentials, InvalidSignUp, InvalidTask,
     InvalidTaskId, MalformedBody, MalformedBodyOrTaskId, NotReady, PayloadTooLarge, RateLimited,
-    RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailable, TaskNotFound, Unauthenticated,
-    UnsupportedMediaType,
+    RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailable, SignInRateLimited, TaskNotFound,
+    Unauthenticated, UnsupportedMediaType,
 };
 
 /// The name of the bearer scheme that protected operations refer to.
@@ -95,6 +95,7 @@ ASCII characters), else a fresh UUID; quote it when reporting a problem.
             RequestTimeout,
             ServiceOrAuthUnavailable,
             ServiceUnavailable,
+            SignInRateLimited,
             TaskNotFound,
             Unauthenticated,
             UnsupportedMediaType,
@@ -339,9 +340,11 @@ mod tests {
                 "{method} {path}"
             );
         }
-        let header = &document["components"]["responses"]["RateLimited"]["headers"]["Retry-After"];
-        assert_eq!(header["schema"]["type"], "integer");
-        assert_eq!(header["schema"]["minimum"], 1);
+        for name in ["RateLimited", "SignInRateLimited"] {
+            let header = &document["components"]["responses"][name]["headers"]["Retry-After"];
+            assert_eq!(header["schema"]["type"], "integer", "{name}");
+            assert_eq!(header["schema"]["minimum"], 1, "{name}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod outage;
 mod properties;
 mod provider;
 mod shutdown;
+mod sign_in_limit;
 mod slow_clients;
 mod tasks;
 mod telemetry;
