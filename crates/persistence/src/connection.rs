@@ -9,7 +9,7 @@ use sea_orm::{
     SqlxSqliteConnector, TransactionTrait,
 };
 
-use crate::Database;
+use crate::{Database, diagnosis};
 
 /// How to reach the database and how large the pool may grow.
 #[derive(Clone)]
@@ -83,7 +83,42 @@ pub enum ConnectError {
     /// The URL names a supported engine but cannot be parsed.
     #[error("malformed database URL")]
     InvalidUrl(#[source] sea_orm::sqlx::Error),
-    /// The database did not accept a connection in time.
+    /// TLS to PostgreSQL could not be set up: the server's certificate is
+    /// not signed by a trusted CA or does not name the host, or the server
+    /// does not offer TLS that `sslmode` demands.
+    #[error(
+        "could not connect to the database: TLS failed (the server's certificate is not trusted \
+         or does not name the host, or the server offers no TLS); check sslmode and sslrootcert"
+    )]
+    Tls(#[source] DbErr),
+    /// The server refused the user name or password (or has no access
+    /// rule for this user and address).
+    #[error(
+        "could not connect to the database: authentication failed; check the user name and \
+         password in DATABASE_URL"
+    )]
+    Authentication(#[source] DbErr),
+    /// The server's host name does not resolve.
+    #[error("could not connect to the database: its host name is unknown (the DNS lookup failed)")]
+    HostUnknown(#[source] DbErr),
+    /// Nothing listens at the host and port (retried until
+    /// `acquire_timeout`).
+    #[error(
+        "could not connect to the database: connection refused; nothing listens at that host \
+         and port"
+    )]
+    Refused(#[source] DbErr),
+    /// The host cannot be reached, or the server did not complete a
+    /// connection within `acquire_timeout`.
+    #[error(
+        "could not connect to the database: no answer from the server within \
+         DATABASE_ACQUIRE_TIMEOUT (host unreachable, or a server that does not respond)"
+    )]
+    NoAnswer(#[source] DbErr),
+    /// The server has no database of the name in the URL.
+    #[error("could not connect to the database: the database named in DATABASE_URL does not exist")]
+    DatabaseMissing(#[source] DbErr),
+    /// Any other failure to open a connection.
     #[error("could not connect to the database")]
     Connect(#[source] DbErr),
     /// Applying the schema migrations failed.
@@ -105,8 +140,10 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 /// # Errors
 /// [`ConnectError::UnsupportedUrl`] for any scheme but `postgres://`,
 /// `postgresql://` and `sqlite://`; [`ConnectError::InvalidUrl`] when the
-/// driver cannot parse the rest; [`ConnectError::Connect`] when no
-/// connection could be opened within `acquire_timeout`.
+/// driver cannot parse the rest; when no connection could be opened within
+/// `acquire_timeout`, on PostgreSQL the variant that names the cause
+/// ([`ConnectError::Tls`], [`ConnectError::Authentication`] and so on),
+/// else [`ConnectError::Connect`].
 pub async fn connect(settings: &DatabaseSettings) -> Result<Database, ConnectError> {
     let connection = open(settings).await?;
     Ok(Database::new(connection, settings.statement_timeout))
@@ -139,15 +176,17 @@ async fn open(settings: &DatabaseSettings) -> Result<DatabaseConnection, Connect
         Backend::Postgres => {
             // `sslmode` is left as the operator wrote it (or as the driver
             // defaults it): whether to demand TLS is a deployment decision.
-            settings
+            let parsed = settings
                 .url
                 .parse::<PgConnectOptions>()
                 .map_err(ConnectError::InvalidUrl)?;
             options.map_sqlx_postgres_opts(with_planner_costs);
-            // Not lazy: an unreachable server is reported at start-up.
-            SqlxPostgresConnector::connect(options)
-                .await
-                .map_err(ConnectError::Connect)
+            // Not lazy: an unreachable server is reported at start-up, with
+            // the class of its cause.
+            match SqlxPostgresConnector::connect(options).await {
+                Ok(connection) => Ok(connection),
+                Err(err) => Err(diagnosis::classify(err, &parsed).await),
+            }
         }
         Backend::Sqlite => {
             settings
@@ -332,7 +371,7 @@ mod tests {
         ))
         .await
         .unwrap_err();
-        assert!(matches!(err, ConnectError::Connect(_)), "{err:?}");
+        assert!(matches!(err, ConnectError::Refused(_)), "{err:?}");
         assert!(!error_chain(&err).contains("hunter2"));
     }
 

@@ -14,6 +14,7 @@
 mod connection;
 mod conversions;
 mod database;
+mod diagnosis;
 mod entities;
 mod errors;
 mod identity_repository;

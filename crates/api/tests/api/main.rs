@@ -23,5 +23,6 @@ mod provider;
 mod shutdown;
 mod sign_in_limit;
 mod slow_clients;
+mod start_up;
 mod tasks;
 mod telemetry;
