@@ -19,7 +19,7 @@ const LIMIT: u32 = 3;
 /// Long enough that a loaded machine stays within one window.
 const WINDOW_SECONDS: u64 = 30;
 /// Short, for the test that waits for a block to end.
-const SHORT_WINDOW_SECONDS: u64 = 2;
+const SHORT_WINDOW_SECONDS: u64 = 3;
 
 /// The settings of the apps here: 3 failures per email within `window`
 /// seconds, and a per-address budget of 2 attempts that never refills
