@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use todo_domain::SignInLimit;
 
 use crate::proxies::TrustedProxies;
 
@@ -62,6 +63,9 @@ pub struct Settings {
     /// How long a request waits for a pooled connection before it is
     /// answered 503.
     pub database_acquire_timeout: Duration,
+    /// The longest a statement may run before it is cancelled and the
+    /// request answered 503.
+    pub database_statement_timeout: Duration,
     /// HS256 key of the tokens.
     pub jwt_secret: SecretString,
     /// True when the secret was generated because none was configured;
@@ -75,6 +79,11 @@ pub struct Settings {
     pub cors_allowed_origins: Vec<String>,
     /// Abuse and fault limits: rate limits, request timeouts, shutdown.
     pub hardening: HardeningSettings,
+    /// Failed sign-ins allowed per email within a window
+    /// (`SIGN_IN_FAILURES_PER_ACCOUNT`, default 10, within
+    /// `SIGN_IN_FAILURE_WINDOW_SECONDS`, default 900), across every
+    /// instance.
+    pub sign_in_limit: SignInLimit,
     /// Tokens of an external identity provider, when configured.
     pub external_auth: Option<ExternalAuthSettings>,
     /// Whether `GET /metrics` is served (and requests are counted).
@@ -185,6 +194,7 @@ impl Settings {
                 5,
                 "must be a whole number of seconds",
             )?),
+            database_statement_timeout: positive_seconds(&get, "DATABASE_STATEMENT_TIMEOUT", 5)?,
             jwt_secret,
             jwt_secret_generated,
             jwt_issuer,
@@ -204,6 +214,7 @@ impl Settings {
                 })
                 .unwrap_or_default(),
             hardening: HardeningSettings::from_lookup(&get)?,
+            sign_in_limit: sign_in_limit(&get)?,
             external_auth,
             metrics_enabled: parse_or(
                 get("METRICS_ENABLED"),
@@ -291,6 +302,27 @@ impl HardeningSettings {
             trusted_proxies,
         })
     }
+}
+
+fn sign_in_limit(get: &dyn Fn(&str) -> Option<String>) -> Result<SignInLimit, ConfigError> {
+    let failures = match parse_or(
+        get("SIGN_IN_FAILURES_PER_ACCOUNT"),
+        "SIGN_IN_FAILURES_PER_ACCOUNT",
+        10,
+        "must be a positive whole number",
+    )? {
+        0 => {
+            return Err(ConfigError::Invalid {
+                name: "SIGN_IN_FAILURES_PER_ACCOUNT",
+                reason: "must be at least 1",
+            });
+        }
+        failures => failures,
+    };
+    Ok(SignInLimit {
+        failures,
+        window: positive_seconds(get, "SIGN_IN_FAILURE_WINDOW_SECONDS", 900)?,
+    })
 }
 
 /// A duration in whole seconds, at least one.
@@ -417,6 +449,57 @@ mod tests {
         for url in ["mysql://h/db", "sqlite:todo.db"] {
             let error = settings(&[("DATABASE_URL", url)]).unwrap_err();
             assert!(error.to_string().contains("DATABASE_URL"), "{url}");
+        }
+    }
+
+    #[test]
+    fn statements_time_out_after_five_seconds_unless_told_otherwise() {
+        assert_eq!(
+            settings(&[]).unwrap().database_statement_timeout,
+            Duration::from_secs(5)
+        );
+        let settings = settings(&[("DATABASE_STATEMENT_TIMEOUT", "2")]).unwrap();
+        assert_eq!(settings.database_statement_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_statement_timeout_below_one_second_is_refused() {
+        for value in ["0", "-1", "0.5", "soon"] {
+            let error = settings(&[("DATABASE_STATEMENT_TIMEOUT", value)]).unwrap_err();
+            assert!(
+                error.to_string().starts_with("DATABASE_STATEMENT_TIMEOUT"),
+                "{value}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn ten_failed_sign_ins_per_email_in_fifteen_minutes_unless_told_otherwise() {
+        assert_eq!(
+            settings(&[]).unwrap().sign_in_limit,
+            SignInLimit {
+                failures: 10,
+                window: Duration::from_secs(900),
+            }
+        );
+        let limit = settings(&[
+            ("SIGN_IN_FAILURES_PER_ACCOUNT", "3"),
+            ("SIGN_IN_FAILURE_WINDOW_SECONDS", "60"),
+        ])
+        .unwrap()
+        .sign_in_limit;
+        assert_eq!((limit.failures, limit.window), (3, Duration::from_secs(60)));
+        for (name, value) in [
+            ("SIGN_IN_FAILURES_PER_ACCOUNT", "0"),
+            ("SIGN_IN_FAILURES_PER_ACCOUNT", "many"),
+            ("SIGN_IN_FAILURE_WINDOW_SECONDS", "0"),
+            ("SIGN_IN_FAILURE_WINDOW_SECONDS", "-5"),
+        ] {
+            let error = settings(&[(name, value)]).unwrap_err();
+            assert!(
+                error.to_string().starts_with(name),
+                "{name}={value}: {error}"
+            );
         }
     }
 

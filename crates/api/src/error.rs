@@ -144,6 +144,10 @@ impl ApiError {
                     "busy",
                     "Too many sign-ins and sign-ups are waiting; retry later".into(),
                 ),
+                // The same answer as the per-address limit: a client learns
+                // that it must wait, not which limit it met, nor whether the
+                // account exists.
+                D::TooManyFailedSignIns { .. } => rate_limited(),
                 D::Unavailable(_) => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "service_unavailable",
@@ -215,11 +219,7 @@ impl ApiError {
                 };
                 (*status, code, detail.clone().into())
             }
-            Self::RateLimited { .. } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many attempts; retry later".into(),
-            ),
+            Self::RateLimited { .. } => rate_limited(),
             Self::RequestTimeout => (
                 StatusCode::REQUEST_TIMEOUT,
                 "request_timeout",
@@ -228,6 +228,34 @@ impl ApiError {
         };
         (status, code, detail)
     }
+
+    /// The value of the `Retry-After` header, for the errors that have one.
+    pub(crate) fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds),
+            Self::Domain(
+                DomainError::TooManyFailedSignIns { retry_after }
+                | DomainError::Busy { retry_after },
+            ) => Some(whole_seconds_at_least_one(*retry_after)),
+            _ => None,
+        }
+    }
+}
+
+/// Rounded up, and never 0: "retry now" would be a lie.
+fn whole_seconds_at_least_one(wait: std::time::Duration) -> u64 {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    seconds.max(1)
+}
+
+fn rate_limited() -> (StatusCode, &'static str, Cow<'static, str>) {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "Too many attempts; retry later".into(),
+    )
 }
 
 fn internal_with_status(status: StatusCode) -> (StatusCode, &'static str, Cow<'static, str>) {
@@ -276,14 +304,8 @@ impl ResponseError for ApiError {
         if let Self::MethodNotAllowed { allow } = self {
             response.insert_header((header::ALLOW, *allow));
         }
-        if let Self::RateLimited {
-            retry_after_seconds,
-        } = self
-        {
-            response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
-        }
-        if let Self::Domain(DomainError::Busy { retry_after }) = self {
-            response.insert_header((header::RETRY_AFTER, whole_seconds(*retry_after).to_string()));
+        if let Some(seconds) = self.retry_after_seconds() {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         // A client that stopped sending mid-body cannot be answered on the
         // same connection: the rest of its body would be read as a request.
@@ -296,11 +318,6 @@ impl ResponseError for ApiError {
             errors,
         })
     }
-}
-
-/// Whole seconds, rounded up and at least 1: "retry now" would be a lie.
-fn whole_seconds(wait: std::time::Duration) -> u64 {
-    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// Middleware, outermost: any error response that is not already our JSON
@@ -350,5 +367,36 @@ impl std::fmt::Display for ErrorChain<'_> {
             source = cause.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn blocked_for(retry_after: Duration) -> ApiError {
+        ApiError::Domain(DomainError::TooManyFailedSignIns { retry_after })
+    }
+
+    #[test]
+    fn a_blocked_email_is_answered_like_any_rate_limit() {
+        let blocked = blocked_for(Duration::from_secs(90)).parts();
+        let per_address = ApiError::RateLimited {
+            retry_after_seconds: 90,
+        }
+        .parts();
+        assert_eq!(blocked, per_address);
+        assert_eq!(blocked.0, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(blocked.1, "rate_limited");
+    }
+
+    #[test]
+    fn a_blocked_email_says_when_to_retry_in_whole_seconds_rounded_up() {
+        let response = blocked_for(Duration::from_millis(90_200)).error_response();
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "91");
+        let response = blocked_for(Duration::ZERO).error_response();
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
     }
 }

@@ -18,7 +18,7 @@ use actix_web_prom::{
     ActixMetricsConfiguration, LabelsConfiguration, PrometheusMetrics, PrometheusMetricsBuilder,
 };
 use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, TextEncoder};
-use todo_persistence::DatabaseConnection;
+use todo_persistence::Database;
 
 /// Prefix of every metric name.
 pub const NAMESPACE: &str = "todo_api";
@@ -129,7 +129,7 @@ impl Metrics {
     ///
     /// # Errors
     /// Only if a metric cannot be encoded.
-    pub fn render(&self, db: &DatabaseConnection) -> Result<String, MetricsError> {
+    pub fn render(&self, db: &Database) -> Result<String, MetricsError> {
         if let Some(usage) = todo_persistence::pool_usage(db) {
             self.pool_connections
                 .with_label_values(&["idle"])

@@ -3,7 +3,8 @@
 //! with port 0 and talk to the real server.
 
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::dev::{Server, ServerHandle};
@@ -13,8 +14,8 @@ use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
 use todo_domain::{AccountService, IdentityService, SystemClock, TaskService};
 use todo_persistence::{
-    DatabaseConnection, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository,
-    SeaUserRepository,
+    Database, DatabaseSettings, SeaIdentityRepository, SeaSignInFailureRepository,
+    SeaTaskRepository, SeaUserRepository,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -62,7 +63,7 @@ struct AppState {
     accounts: web::Data<AccountService>,
     keys: web::Data<TokenKeys>,
     authenticator: web::Data<Authenticator>,
-    db: web::Data<DatabaseConnection>,
+    db: web::Data<Database>,
     cors_allowed_origins: Arc<Vec<String>>,
     auth_rate_limiter: web::Data<AuthRateLimiter>,
     body_read_timeout: BodyReadTimeout,
@@ -86,6 +87,7 @@ impl Application {
             url: settings.database_url.expose_secret().to_owned(),
             max_connections: settings.database_max_connections,
             acquire_timeout: settings.database_acquire_timeout,
+            statement_timeout: settings.database_statement_timeout,
         })
         .await?;
         todo_persistence::migrate(&db).await?;
@@ -101,8 +103,11 @@ impl Application {
         let accounts = Arc::new(AccountService::new(
             Arc::new(SeaUserRepository::new(db.clone())),
             hasher.clone(),
+            Arc::new(SeaSignInFailureRepository::new(db.clone())),
+            settings.sign_in_limit,
             clock.clone(),
         ));
+        spawn_sign_in_failure_clean_up(&accounts, settings.sign_in_limit.window);
         let tasks = TaskService::new(Arc::new(SeaTaskRepository::new(db.clone())), clock);
         let keys = Arc::new(TokenKeys::new(
             &settings.jwt_secret,
@@ -326,4 +331,27 @@ fn cors(allowed_origins: &[String]) -> Cors {
         cors = cors.allowed_origin(origin);
     }
     cors
+}
+
+/// Every `interval`, starting now, forgets the failed sign-ins that no
+/// longer count, until the service drops `accounts` (the task holds only a
+/// weak reference). With several instances each does it; the deletes are
+/// idempotent.
+fn spawn_sign_in_failure_clean_up(accounts: &Arc<AccountService>, interval: Duration) {
+    let accounts: Weak<AccountService> = Arc::downgrade(accounts);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(accounts) = accounts.upgrade() else {
+                break;
+            };
+            if let Err(error) = accounts.forget_expired_sign_in_failures().await {
+                // The next round tries again; until then stale rows only
+                // take space.
+                tracing::warn!(%error, "could not forget expired sign-in failures");
+            }
+        }
+    });
 }

@@ -40,6 +40,13 @@ pub enum DomainError {
         /// How long the caller should wait before asking again.
         retry_after: std::time::Duration,
     },
+    /// Too many failed sign-ins for this email lately, whether or not an
+    /// account has it; sign-in is refused until the block ends.
+    #[error("too many failed sign-ins")]
+    TooManyFailedSignIns {
+        /// How long until the block ends.
+        retry_after: std::time::Duration,
+    },
     /// The database (or another backing service) cannot be reached now.
     #[error("storage unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),

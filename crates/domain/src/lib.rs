@@ -13,6 +13,7 @@ mod identity;
 mod ids;
 pub mod ports;
 mod services;
+mod sign_in_limit;
 mod task;
 mod timestamp;
 mod user;
@@ -25,6 +26,7 @@ pub use identity::{
 };
 pub use ids::{InvalidId, TaskId, UserId};
 pub use services::{AccountService, IdentityService, TaskService};
+pub use sign_in_limit::{SignInKey, SignInLimit};
 pub use task::{
     CompletionChange, DESCRIPTION_MAX_CHARS, NewTask, TITLE_MAX_CHARS, Task, TaskChanges,
     TaskDescription, TaskDescriptionError, TaskTitle, TaskTitleError,

@@ -8,6 +8,7 @@ use crate::{
     CompletionChange, DomainError, Email, ExternalIdentity, NewExternalUser, NewUser, Password,
     PasswordHash, Provisioned, Task, TaskChanges, TaskId, Timestamp, User, UserCredentials, UserId,
 };
+use crate::{SignInKey, SignInLimit};
 
 /// Storage of tasks. Every method that touches one task takes the caller's
 /// id and filters by owner inside the statement itself, so a task of another
@@ -162,4 +163,47 @@ pub trait IdentityRepository: Send + Sync {
     /// `UserNotFound` if the user vanished meanwhile; `Unavailable` or
     /// `Unexpected`.
     async fn update_email(&self, id: UserId, email: &Email) -> Result<User, DomainError>;
+}
+
+/// Failed sign-ins per [`SignInKey`], kept where every instance of the
+/// service sees them (the database), so the limit holds however many
+/// instances share the work.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SignInFailureRepository: Send + Sync {
+    /// Until when `key` is blocked, if it still is at `now`.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn blocked_until(
+        &self,
+        key: &SignInKey,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, DomainError>;
+
+    /// Counts one failure of `key` at `now` by the rule of [`SignInLimit`],
+    /// in one atomic statement: failures recorded at once by any number of
+    /// requests and instances are each counted exactly once.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn record_failure(
+        &self,
+        key: &SignInKey,
+        now: Timestamp,
+        limit: SignInLimit,
+    ) -> Result<(), DomainError>;
+
+    /// Forgets the failures of `key` (it has just signed in).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn clear(&self, key: &SignInKey) -> Result<(), DomainError>;
+
+    /// Forgets every key whose window and block are both over at `now`:
+    /// they no longer count for anything.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn forget_expired(&self, now: Timestamp) -> Result<u64, DomainError>;
 }

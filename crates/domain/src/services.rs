@@ -4,11 +4,12 @@ mod identity;
 
 pub use identity::IdentityService;
 
-use crate::ports::{PasswordHasher, TaskRepository, UserRepository};
+use crate::ports::{PasswordHasher, SignInFailureRepository, TaskRepository, UserRepository};
 use crate::{
     Clock, CompletionChange, DomainError, Email, NewTask, NewUser, Password, Task, TaskChanges,
     TaskId, User, UserId,
 };
+use crate::{SignInKey, SignInLimit};
 
 /// Task use cases. Every method takes the caller's id: there is no way to
 /// reach a task without naming whose it must be.
@@ -129,20 +130,27 @@ impl TaskService {
 pub struct AccountService {
     users: Arc<dyn UserRepository>,
     hasher: Arc<dyn PasswordHasher>,
+    sign_in_failures: Arc<dyn SignInFailureRepository>,
+    sign_in_limit: SignInLimit,
     clock: Arc<dyn Clock>,
 }
 
 impl AccountService {
-    /// Builds the service over its ports.
+    /// Builds the service over its ports; `sign_in_limit` bounds failed
+    /// sign-ins per email.
     #[must_use]
     pub fn new(
         users: Arc<dyn UserRepository>,
         hasher: Arc<dyn PasswordHasher>,
+        sign_in_failures: Arc<dyn SignInFailureRepository>,
+        sign_in_limit: SignInLimit,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             users,
             hasher,
+            sign_in_failures,
+            sign_in_limit,
             clock,
         }
     }
@@ -167,27 +175,64 @@ impl AccountService {
     /// An address that does not even parse cannot belong to an account, so
     /// it fails exactly like an unknown one, after the same hashing work.
     ///
+    /// Failures are counted per email as typed ([`SignInKey`]), unknown
+    /// ones alike; a success forgets them. A blocked email is refused
+    /// before the account is looked up and before any hash: the answer
+    /// is the same whether or not the account exists, since unknown emails
+    /// are blocked the same way, and refusing early keeps a guessing
+    /// campaign from costing hashes.
+    ///
     /// # Errors
-    /// `InvalidCredentials` for an unknown email or a wrong password, or a
+    /// `TooManyFailedSignIns` while the email is blocked;
+    /// `InvalidCredentials` for an unknown email or a wrong password; or a
     /// storage or hasher failure.
     pub async fn sign_in(&self, raw_email: &str, password: &str) -> Result<User, DomainError> {
+        let key = SignInKey::from_typed(raw_email);
+        let now = self.clock.now();
+        if let Some(until) = self.sign_in_failures.blocked_until(&key, now).await? {
+            let retry_after = (until.as_datetime() - now.as_datetime())
+                .try_into()
+                .unwrap_or_default();
+            return Err(DomainError::TooManyFailedSignIns { retry_after });
+        }
         let credentials = match Email::parse(raw_email) {
             Ok(email) => self.users.find_credentials(&email).await?,
             Err(_) => None,
         };
         let stored_hash = credentials.as_ref().map(|c| c.password_hash.clone());
         let matches = self.hasher.verify(password, stored_hash).await?;
-        match credentials {
+        let now = self.clock.now();
+        let signed_in = match credentials {
             Some(credentials) if matches => {
-                let now = self.clock.now();
                 match self.users.record_sign_in(credentials.user_id, now).await {
                     // The account was deleted between the two statements.
-                    Err(DomainError::UserNotFound) => Err(DomainError::InvalidCredentials),
-                    other => other,
+                    Err(DomainError::UserNotFound) => None,
+                    other => Some(other?),
                 }
             }
-            _ => Err(DomainError::InvalidCredentials),
+            _ => None,
+        };
+        match signed_in {
+            Some(user) => {
+                self.sign_in_failures.clear(&key).await?;
+                Ok(user)
+            }
+            None => {
+                self.sign_in_failures
+                    .record_failure(&key, now, self.sign_in_limit)
+                    .await?;
+                Err(DomainError::InvalidCredentials)
+            }
         }
+    }
+
+    /// Forgets failed sign-ins that no longer count, so the store does not
+    /// grow with every address ever mistyped; returns how many keys went.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn forget_expired_sign_in_failures(&self) -> Result<u64, DomainError> {
+        self.sign_in_failures.forget_expired(self.clock.now()).await
     }
 
     /// The profile of a user.

@@ -9,6 +9,8 @@ use sea_orm::{
     SqlxSqliteConnector, TransactionTrait,
 };
 
+use crate::{Database, diagnosis};
+
 /// How to reach the database and how large the pool may grow.
 #[derive(Clone)]
 pub struct DatabaseSettings {
@@ -19,6 +21,10 @@ pub struct DatabaseSettings {
     /// How long a query waits for a free connection (and the first
     /// connection may take to open) before giving up.
     pub acquire_timeout: Duration,
+    /// The longest a statement may run. PostgreSQL cancels it at this
+    /// point; on both engines the client itself gives up shortly after
+    /// (see [`Database`]).
+    pub statement_timeout: Duration,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -28,6 +34,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("url", &"<redacted>")
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("statement_timeout", &self.statement_timeout)
             .finish()
     }
 }
@@ -76,7 +83,42 @@ pub enum ConnectError {
     /// The URL names a supported engine but cannot be parsed.
     #[error("malformed database URL")]
     InvalidUrl(#[source] sea_orm::sqlx::Error),
-    /// The database did not accept a connection in time.
+    /// TLS to PostgreSQL could not be set up: the server's certificate is
+    /// not signed by a trusted CA or does not name the host, or the server
+    /// does not offer TLS that `sslmode` demands.
+    #[error(
+        "could not connect to the database: TLS failed (the server's certificate is not trusted \
+         or does not name the host, or the server offers no TLS); check sslmode and sslrootcert"
+    )]
+    Tls(#[source] DbErr),
+    /// The server refused the user name or password (or has no access
+    /// rule for this user and address).
+    #[error(
+        "could not connect to the database: authentication failed; check the user name and \
+         password in DATABASE_URL"
+    )]
+    Authentication(#[source] DbErr),
+    /// The server's host name does not resolve.
+    #[error("could not connect to the database: its host name is unknown (the DNS lookup failed)")]
+    HostUnknown(#[source] DbErr),
+    /// Nothing listens at the host and port (retried until
+    /// `acquire_timeout`).
+    #[error(
+        "could not connect to the database: connection refused; nothing listens at that host \
+         and port"
+    )]
+    Refused(#[source] DbErr),
+    /// The host cannot be reached, or the server did not complete a
+    /// connection within `acquire_timeout`.
+    #[error(
+        "could not connect to the database: no answer from the server within \
+         DATABASE_ACQUIRE_TIMEOUT (host unreachable, or a server that does not respond)"
+    )]
+    NoAnswer(#[source] DbErr),
+    /// The server has no database of the name in the URL.
+    #[error("could not connect to the database: the database named in DATABASE_URL does not exist")]
+    DatabaseMissing(#[source] DbErr),
+    /// Any other failure to open a connection.
     #[error("could not connect to the database")]
     Connect(#[source] DbErr),
     /// Applying the schema migrations failed.
@@ -98,14 +140,27 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 /// # Errors
 /// [`ConnectError::UnsupportedUrl`] for any scheme but `postgres://`,
 /// `postgresql://` and `sqlite://`; [`ConnectError::InvalidUrl`] when the
-/// driver cannot parse the rest; [`ConnectError::Connect`] when no
-/// connection could be opened within `acquire_timeout`.
-pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, ConnectError> {
+/// driver cannot parse the rest; when no connection could be opened within
+/// `acquire_timeout`, on PostgreSQL the variant that names the cause
+/// ([`ConnectError::Tls`], [`ConnectError::Authentication`] and so on),
+/// else [`ConnectError::Connect`].
+pub async fn connect(settings: &DatabaseSettings) -> Result<Database, ConnectError> {
+    let connection = open(settings).await?;
+    Ok(Database::new(connection, settings.statement_timeout))
+}
+
+async fn open(settings: &DatabaseSettings) -> Result<DatabaseConnection, ConnectError> {
     let backend = backend_of_url(&settings.url).ok_or(ConnectError::UnsupportedUrl)?;
     let mut options = ConnectOptions::new(settings.url.clone());
     options
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
+        // PostgreSQL only: a start-up option of every connection, so the
+        // server cancels a statement that runs longer (SQLSTATE 57014).
+        // SeaORM adds it to the options before `with_planner_costs` runs,
+        // and both are kept. It comes after any `options` of the URL, so
+        // this setting wins over a `statement_timeout` given there.
+        .statement_timeout(settings.statement_timeout)
         // sqlx pings every connection it hands out unless told otherwise:
         // a second round trip per query. Only one idle long enough to have
         // been dropped by the server or a firewall is checked first.
@@ -121,15 +176,17 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         Backend::Postgres => {
             // `sslmode` is left as the operator wrote it (or as the driver
             // defaults it): whether to demand TLS is a deployment decision.
-            settings
+            let parsed = settings
                 .url
                 .parse::<PgConnectOptions>()
                 .map_err(ConnectError::InvalidUrl)?;
             options.map_sqlx_postgres_opts(with_planner_costs);
-            // Not lazy: an unreachable server is reported at start-up.
-            SqlxPostgresConnector::connect(options)
-                .await
-                .map_err(ConnectError::Connect)
+            // Not lazy: an unreachable server is reported at start-up, with
+            // the class of its cause.
+            match SqlxPostgresConnector::connect(options).await {
+                Ok(connection) => Ok(connection),
+                Err(err) => Err(diagnosis::classify(err, &parsed).await),
+            }
         }
         Backend::Sqlite => {
             settings
@@ -180,15 +237,21 @@ const MIGRATION_LOCK_KEY: i64 = 0x746f_646f_2d61_7069; // "todo-api"
 /// transaction-scoped advisory lock: the second instance waits, then finds
 /// nothing left to apply. (SQLite allows one writer anyway.)
 ///
+/// Migrations are exempt from the statement timeout: rewriting a large
+/// table may take minutes, and an instance that waits for another's
+/// migrations waits on the lock for as long as they run.
+///
 /// # Errors
 /// [`ConnectError::Migrate`] when a migration fails.
-pub async fn migrate(db: &DatabaseConnection) -> Result<(), ConnectError> {
+pub async fn migrate(db: &Database) -> Result<(), ConnectError> {
+    let db = db.connection();
     match backend_of(db) {
         Backend::Postgres => {
             let transaction = db.begin().await.map_err(ConnectError::Migrate)?;
             transaction
                 .execute_unprepared(&format!(
-                    "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+                    "SET LOCAL statement_timeout = 0; \
+                     SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
                 ))
                 .await
                 .map_err(ConnectError::Migrate)?;
@@ -201,9 +264,10 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), ConnectError> {
     }
 }
 
-/// Whether the database answers a ping within the pool's acquire timeout.
-pub async fn is_ready(db: &DatabaseConnection) -> bool {
-    db.ping().await.is_ok()
+/// Whether the database answers a ping within the pool's acquire timeout
+/// and the statement deadline.
+pub async fn is_ready(db: &Database) -> bool {
+    db.bounded(db.connection().ping()).await.is_ok()
 }
 
 /// The engine behind a connection.
@@ -231,6 +295,7 @@ mod tests {
             url: url.to_owned(),
             max_connections: 1,
             acquire_timeout: Duration::from_millis(500),
+            statement_timeout: Duration::from_secs(5),
         }
     }
 
@@ -306,7 +371,7 @@ mod tests {
         ))
         .await
         .unwrap_err();
-        assert!(matches!(err, ConnectError::Connect(_)), "{err:?}");
+        assert!(matches!(err, ConnectError::Refused(_)), "{err:?}");
         assert!(!error_chain(&err).contains("hunter2"));
     }
 

@@ -48,13 +48,17 @@ fn is_unavailable_sqlx(err: &sqlx::Error) -> bool {
     }
 }
 
-/// SQLSTATE class 08 (connection exception) and the 57P0x codes a server
-/// sends when an administrator or a shutdown ends the session. Matched on
-/// the code rather than on the PostgreSQL error type so it can be tested
-/// without a server; SQLite's codes are plain decimal numbers without a
-/// leading zero, so they never match.
+/// SQLSTATE class 08 (connection exception), the 57P0x codes a server
+/// sends when an administrator or a shutdown ends the session, and 57014,
+/// a statement cancelled: by our `statement_timeout` (the server is too
+/// slow or a lock is held too long) or by an operator. Either way the
+/// request was fine and a retry later may succeed. Matched on the code
+/// rather than on the PostgreSQL error type so it can be tested without a
+/// server; SQLite's codes are plain decimal numbers without a leading
+/// zero, so they never match.
 fn is_unavailable_sqlstate(code: &str) -> bool {
-    (code.len() == 5 && code.starts_with("08")) || matches!(code, "57P01" | "57P02" | "57P03")
+    (code.len() == 5 && code.starts_with("08"))
+        || matches!(code, "57014" | "57P01" | "57P02" | "57P03")
 }
 
 #[cfg(test)]
@@ -173,10 +177,17 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_statement_is_unavailable() {
+        // query_canceled: the statement timeout fired, or an operator
+        // cancelled it.
+        assert!(is_unavailable_error(server_error("57014")));
+    }
+
+    #[test]
     fn constraint_and_data_errors_are_unexpected() {
         // Unique violation, foreign key violation, invalid byte sequence,
-        // query canceled, and SQLite's UNIQUE and BUSY codes.
-        for code in ["23505", "23503", "22021", "57014", "2067", "5", "8"] {
+        // and SQLite's UNIQUE and BUSY codes.
+        for code in ["23505", "23503", "22021", "2067", "5", "8"] {
             assert!(!is_unavailable_error(server_error(code)), "{code}");
         }
     }

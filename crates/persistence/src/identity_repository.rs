@@ -1,8 +1,7 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
 };
 use todo_domain::ports::IdentityRepository;
 use todo_domain::{
@@ -12,13 +11,13 @@ use todo_domain::{
 use crate::entities::{user_identities, users};
 use crate::errors::{domain_error, unbuildable};
 use crate::timestamps::timestamp_value;
-use crate::{Backend, backend_of};
+use crate::{Backend, Database, backend_of};
 
 /// Links from external identities to users, in `user_identities`, on
 /// PostgreSQL or SQLite.
 #[derive(Debug, Clone)]
 pub struct SeaIdentityRepository {
-    db: DatabaseConnection,
+    db: Database,
     backend: Backend,
 }
 
@@ -29,7 +28,7 @@ impl SeaIdentityRepository {
     /// As [`backend_of`] does, for a connection to neither PostgreSQL nor
     /// SQLite.
     #[must_use]
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Database) -> Self {
         let backend = backend_of(&db);
         Self { db, backend }
     }
@@ -107,9 +106,11 @@ impl IdentityRepository for SeaIdentityRepository {
         // The user goes first (the link references it). A racing request
         // that inserted the same identity makes the second insert wait for
         // it and then fail on the primary key; the rollback takes our user
-        // row back with it, so exactly one user exists per identity.
-        let outcome: Result<(), InsertFailure> = async {
-            let transaction = self.db.begin().await?;
+        // row back with it, so exactly one user exists per identity. The
+        // whole transaction shares one deadline; if it passes, dropping
+        // the transaction rolls it back.
+        let transaction_work = async {
+            let transaction = self.db.connection().begin().await?;
             transaction.execute(&insert_user).await?;
             match transaction.execute(&insert_link).await {
                 Ok(_) => {}
@@ -121,8 +122,8 @@ impl IdentityRepository for SeaIdentityRepository {
             }
             transaction.commit().await?;
             Ok(())
-        }
-        .await;
+        };
+        let outcome: Result<(), InsertFailure> = self.db.bounded(transaction_work).await;
         match outcome {
             Ok(()) => Ok(Provisioned::Created(User {
                 id: user.id,

@@ -1,20 +1,25 @@
 //! The storage adapters of todo-api: SeaORM implementations of the domain's
-//! `TaskRepository`, `UserRepository` and `IdentityRepository` ports, on
+//! `TaskRepository`, `UserRepository`, `IdentityRepository` and
+//! `SignInFailureRepository` ports, on
 //! PostgreSQL and SQLite, and the code that opens, migrates and probes the
 //! database.
 //!
 //! This crate depends on `todo-domain` and on the `migration` schema, never
 //! on the HTTP layer. Nothing SeaORM-shaped leaves it except the
-//! [`DatabaseConnection`] handle the composition root passes around: rows
-//! become domain values here, and database failures become `DomainError`s
-//! in a single place.
+//! [`Database`] handle the composition root passes around (SeaORM's
+//! connection with a deadline on every statement): rows become domain
+//! values here, and database failures become `DomainError`s in a single
+//! place.
 
 mod connection;
 mod conversions;
+mod database;
+mod diagnosis;
 mod entities;
 mod errors;
 mod identity_repository;
 mod pool;
+mod sign_in_failure_repository;
 mod task_repository;
 mod timestamps;
 mod user_repository;
@@ -25,10 +30,11 @@ pub mod testing;
 pub use connection::{
     Backend, ConnectError, DatabaseSettings, backend_of, connect, is_ready, migrate,
 };
+pub use database::Database;
 pub use identity_repository::SeaIdentityRepository;
 pub use pool::{PoolUsage, pool_usage};
-/// The open database every repository, the readiness probe and the
-/// metrics share: SeaORM's own connection pool.
+/// SeaORM's own connection pool, which [`Database`] wraps.
 pub use sea_orm::DatabaseConnection;
+pub use sign_in_failure_repository::SeaSignInFailureRepository;
 pub use task_repository::SeaTaskRepository;
 pub use user_repository::SeaUserRepository;

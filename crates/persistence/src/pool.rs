@@ -4,6 +4,8 @@
 use sea_orm::sqlx::{self, Pool};
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
+use crate::Database;
+
 /// A snapshot of the connection pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUsage {
@@ -26,7 +28,11 @@ impl PoolUsage {
 /// The usage of the pool every statement runs on. `None` only for a handle
 /// without a pool ([`crate::connect`] makes none such).
 #[must_use]
-pub fn pool_usage(db: &DatabaseConnection) -> Option<PoolUsage> {
+pub fn pool_usage(db: &Database) -> Option<PoolUsage> {
+    usage_of_connection(db.connection())
+}
+
+fn usage_of_connection(db: &DatabaseConnection) -> Option<PoolUsage> {
     // Matching on the variant first makes the `get_*_pool` accessors, which
     // panic on a different variant, safe to call.
     match &db.inner {
@@ -55,7 +61,7 @@ mod tests {
 
     #[test]
     fn a_disconnected_handle_has_no_pool() {
-        assert_eq!(pool_usage(&DatabaseConnection::default()), None);
+        assert_eq!(usage_of_connection(&DatabaseConnection::default()), None);
     }
 
     #[test]
@@ -76,6 +82,7 @@ mod tests {
             url,
             max_connections: 3,
             acquire_timeout: std::time::Duration::from_secs(5),
+            statement_timeout: std::time::Duration::from_secs(5),
         })
         .await
         .unwrap();

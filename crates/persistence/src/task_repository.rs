@@ -2,8 +2,8 @@ use async_trait::async_trait;
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, UpdateMany, Value,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, UpdateMany,
+    Value,
 };
 use todo_domain::ports::TaskRepository;
 use todo_domain::{CompletionChange, DomainError, Task, TaskChanges, TaskId, Timestamp, UserId};
@@ -11,7 +11,7 @@ use todo_domain::{CompletionChange, DomainError, Task, TaskChanges, TaskId, Time
 use crate::entities::tasks;
 use crate::errors::{domain_error, unbuildable};
 use crate::timestamps::timestamp_value;
-use crate::{Backend, backend_of};
+use crate::{Backend, Database, backend_of};
 
 /// Tasks in the `tasks` table, on PostgreSQL or SQLite.
 ///
@@ -20,7 +20,7 @@ use crate::{Backend, backend_of};
 /// requests can interleave between a read and a write.
 #[derive(Debug, Clone)]
 pub struct SeaTaskRepository {
-    db: DatabaseConnection,
+    db: Database,
     backend: Backend,
 }
 
@@ -31,7 +31,7 @@ impl SeaTaskRepository {
     /// As [`backend_of`] does, for a connection to neither PostgreSQL nor
     /// SQLite.
     #[must_use]
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Database) -> Self {
         let backend = backend_of(&db);
         Self { db, backend }
     }

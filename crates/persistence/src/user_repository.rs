@@ -1,10 +1,7 @@
 use async_trait::async_trait;
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
-    SqlErr, Value,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, SqlErr, Value};
 use todo_domain::ports::UserRepository;
 use todo_domain::{DomainError, Email, NewUser, Timestamp, User, UserCredentials, UserId};
 
@@ -12,12 +9,12 @@ use crate::conversions::credentials;
 use crate::entities::users;
 use crate::errors::{domain_error, unbuildable};
 use crate::timestamps::timestamp_value;
-use crate::{Backend, backend_of};
+use crate::{Backend, Database, backend_of};
 
 /// User accounts in the `users` table, on PostgreSQL or SQLite.
 #[derive(Debug, Clone)]
 pub struct SeaUserRepository {
-    db: DatabaseConnection,
+    db: Database,
     backend: Backend,
 }
 
@@ -28,7 +25,7 @@ impl SeaUserRepository {
     /// As [`backend_of`] does, for a connection to neither PostgreSQL nor
     /// SQLite.
     #[must_use]
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Database) -> Self {
         let backend = backend_of(&db);
         Self { db, backend }
     }

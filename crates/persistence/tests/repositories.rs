@@ -15,15 +15,18 @@ use sea_orm::sqlx::{Connection as _, Executor as _};
 use sea_orm::{ConnectionTrait, Statement, Value};
 use time::OffsetDateTime;
 use time::macros::datetime;
-use todo_domain::ports::{IdentityRepository, TaskRepository, UserRepository};
+use todo_domain::ports::{
+    IdentityRepository, SignInFailureRepository, TaskRepository, UserRepository,
+};
 use todo_domain::{
     CompletionChange, DomainError, Email, ExternalIdentity, NewExternalUser, NewUser, PasswordHash,
     Provisioned, Task, TaskChanges, TaskDescription, TaskId, TaskTitle, Timestamp, UserId,
 };
+use todo_domain::{SignInKey, SignInLimit};
 use todo_persistence::testing::TestDatabase;
 use todo_persistence::{
-    Backend, DatabaseConnection, DatabaseSettings, SeaIdentityRepository, SeaTaskRepository,
-    SeaUserRepository, backend_of, connect, is_ready, migrate,
+    Backend, Database, DatabaseSettings, SeaIdentityRepository, SeaSignInFailureRepository,
+    SeaTaskRepository, SeaUserRepository, backend_of, connect, is_ready, migrate,
 };
 use uuid::Uuid;
 
@@ -90,6 +93,16 @@ on_both_backends!(
     deleting_an_external_user_deletes_the_link,
     the_identity_migration_keeps_every_user_and_task,
     rolling_the_identity_migration_back_removes_only_external_users,
+    an_unknown_key_is_not_blocked,
+    the_failure_that_reaches_the_limit_blocks_for_one_window_from_it,
+    failures_after_the_window_start_a_new_count,
+    after_a_block_the_count_starts_afresh,
+    a_limit_of_one_blocks_at_the_first_failure,
+    clearing_a_key_forgets_its_failures,
+    keys_are_counted_apart,
+    racing_failures_are_each_counted_exactly_once,
+    the_key_is_stored_as_a_digest_not_as_typed,
+    forgetting_expired_keys_keeps_open_windows_and_blocks,
 );
 
 /// A migrated database and the two repositories over it.
@@ -97,7 +110,8 @@ struct Store {
     tasks: SeaTaskRepository,
     users: SeaUserRepository,
     identities: SeaIdentityRepository,
-    db: DatabaseConnection,
+    sign_in_failures: SeaSignInFailureRepository,
+    db: Database,
     backend: Backend,
     /// Dropped last, deleting the database.
     _database: TestDatabase,
@@ -110,6 +124,9 @@ impl Store {
             // PostgreSQL has 100 slots and the tests run in parallel.
             max_connections: 5,
             acquire_timeout: Duration::from_secs(10),
+            // Generous: some tests load thousands of rows in one call, and
+            // the timeout has tests of its own.
+            statement_timeout: Duration::from_secs(30),
         };
         let db = connect(&settings)
             .await
@@ -119,6 +136,7 @@ impl Store {
             tasks: SeaTaskRepository::new(db.clone()),
             users: SeaUserRepository::new(db.clone()),
             identities: SeaIdentityRepository::new(db.clone()),
+            sign_in_failures: SeaSignInFailureRepository::new(db.clone()),
             db,
             backend: database.backend(),
             _database: database,
@@ -738,7 +756,7 @@ async fn a_stored_row_that_breaks_a_domain_rule_is_unexpected(store: Store) {
 
 async fn a_closed_pool_is_unavailable(store: Store) {
     let owner = store.user().await;
-    store.db.close_by_ref().await.unwrap();
+    store.db.close().await.unwrap();
 
     let err = store.tasks.list_by_owner(owner).await.unwrap_err();
     assert!(matches!(err, DomainError::Unavailable(_)), "{err:?}");
@@ -750,15 +768,15 @@ async fn a_closed_pool_is_unavailable(store: Store) {
 async fn migrations_round_trip_down_and_up(store: Store) {
     let owner = store.user().await;
     store.stored(task(owner, "t", later(0))).await;
-    let schema = SchemaManager::new(&store.db);
+    let schema = SchemaManager::new(store.db.connection());
 
-    Migrator::down(&store.db, None).await.unwrap();
+    Migrator::down(store.db.connection(), None).await.unwrap();
     assert!(!schema.has_table("tasks").await.unwrap());
     assert!(!schema.has_table("users").await.unwrap());
     let err = store.tasks.list_by_owner(owner).await.unwrap_err();
     assert!(matches!(err, DomainError::Unexpected(_)), "{err:?}");
 
-    Migrator::up(&store.db, None).await.unwrap();
+    Migrator::up(store.db.connection(), None).await.unwrap();
     assert!(schema.has_table("tasks").await.unwrap());
     assert!(store.tasks.list_by_owner(owner).await.unwrap().is_empty());
     let owner = store.user().await;
@@ -967,13 +985,24 @@ async fn deleting_an_external_user_deletes_the_link(store: Store) {
     store.external_user("gone", "gone@example.io").await;
 }
 
+/// How many migrations to roll back to leave only the first: every later
+/// one, the identity migration and whatever came after it.
+fn steps_back_to_the_first_migration() -> u32 {
+    u32::try_from(Migrator::migrations().len() - 1).unwrap()
+}
+
 /// Steps back to the first migration, stores rows there, and applies the
 /// identity migration over them: the rebuild of `users` and `tasks` must
 /// keep every row and every value (and, on SQLite, must not let dropping
 /// the old `users` cascade into `tasks`).
 async fn the_identity_migration_keeps_every_user_and_task(store: Store) {
-    Migrator::down(&store.db, Some(1)).await.unwrap();
-    let schema = SchemaManager::new(&store.db);
+    Migrator::down(
+        store.db.connection(),
+        Some(steps_back_to_the_first_migration()),
+    )
+    .await
+    .unwrap();
+    let schema = SchemaManager::new(store.db.connection());
     assert!(!schema.has_table("user_identities").await.unwrap());
 
     let owner = store.user().await;
@@ -998,7 +1027,7 @@ async fn the_identity_migration_keeps_every_user_and_task(store: Store) {
         .await
         .unwrap();
 
-    Migrator::up(&store.db, None).await.unwrap();
+    Migrator::up(store.db.connection(), None).await.unwrap();
 
     assert!(schema.has_table("user_identities").await.unwrap());
     assert_eq!(
@@ -1047,9 +1076,14 @@ async fn rolling_the_identity_migration_back_removes_only_external_users(store: 
     let external = store.external_user("ext", "ext@example.io").await;
     store.stored(task(external.id, "theirs", later(1))).await;
 
-    Migrator::down(&store.db, Some(1)).await.unwrap();
+    Migrator::down(
+        store.db.connection(),
+        Some(steps_back_to_the_first_migration()),
+    )
+    .await
+    .unwrap();
 
-    let schema = SchemaManager::new(&store.db);
+    let schema = SchemaManager::new(store.db.connection());
     assert!(!schema.has_table("user_identities").await.unwrap());
     assert_eq!(store.count("SELECT COUNT(*) FROM users", vec![]).await, 1);
     assert_eq!(
@@ -1058,8 +1092,210 @@ async fn rolling_the_identity_migration_back_removes_only_external_users(store: 
     );
     assert_eq!(store.count("SELECT COUNT(*) FROM tasks", vec![]).await, 1);
 
-    Migrator::up(&store.db, None).await.unwrap();
+    Migrator::up(store.db.connection(), None).await.unwrap();
     assert!(store.users.find_by_id(local).await.unwrap().is_some());
+}
+
+// --- Failed sign-ins ---------------------------------------------------------
+
+/// At most three failures a minute.
+fn three_a_minute() -> SignInLimit {
+    SignInLimit {
+        failures: 3,
+        window: Duration::from_secs(60),
+    }
+}
+
+fn key(typed: &str) -> SignInKey {
+    SignInKey::from_typed(typed)
+}
+
+impl Store {
+    /// Records failures of `typed` at each of `seconds` after T0.
+    async fn fail(&self, typed: &str, seconds: &[i64], limit: SignInLimit) {
+        for &at in seconds {
+            self.sign_in_failures
+                .record_failure(&key(typed), later(at), limit)
+                .await
+                .expect("record a failure");
+        }
+    }
+
+    async fn blocked_until(&self, typed: &str, seconds: i64) -> Option<Timestamp> {
+        self.sign_in_failures
+            .blocked_until(&key(typed), later(seconds))
+            .await
+            .expect("read the block")
+    }
+}
+
+async fn an_unknown_key_is_not_blocked(store: Store) {
+    assert_eq!(store.blocked_until("nobody@example.io", 0).await, None);
+}
+
+async fn the_failure_that_reaches_the_limit_blocks_for_one_window_from_it(store: Store) {
+    store
+        .fail("ada@example.io", &[0, 10], three_a_minute())
+        .await;
+    assert_eq!(store.blocked_until("ada@example.io", 10).await, None);
+
+    store.fail("ada@example.io", &[20], three_a_minute()).await;
+    assert_eq!(
+        store.blocked_until("ada@example.io", 20).await,
+        Some(later(80))
+    );
+    assert_eq!(
+        store.blocked_until("ada@example.io", 79).await,
+        Some(later(80))
+    );
+    assert_eq!(store.blocked_until("ada@example.io", 80).await, None);
+}
+
+async fn failures_after_the_window_start_a_new_count(store: Store) {
+    // The window opened at 0 ends at 60; the failure at 61 counts as the
+    // first of a new one, so 61 and 62 reach two, not four.
+    store
+        .fail("ada@example.io", &[0, 30, 61, 62], three_a_minute())
+        .await;
+    assert_eq!(store.blocked_until("ada@example.io", 62).await, None);
+    store.fail("ada@example.io", &[63], three_a_minute()).await;
+    assert_eq!(
+        store.blocked_until("ada@example.io", 63).await,
+        Some(later(123))
+    );
+}
+
+async fn after_a_block_the_count_starts_afresh(store: Store) {
+    store
+        .fail("ada@example.io", &[0, 1, 2], three_a_minute())
+        .await;
+    assert_eq!(
+        store.blocked_until("ada@example.io", 2).await,
+        Some(later(62))
+    );
+    store
+        .fail("ada@example.io", &[62, 63], three_a_minute())
+        .await;
+    assert_eq!(store.blocked_until("ada@example.io", 63).await, None);
+    store.fail("ada@example.io", &[64], three_a_minute()).await;
+    assert_eq!(
+        store.blocked_until("ada@example.io", 64).await,
+        Some(later(124))
+    );
+}
+
+async fn a_limit_of_one_blocks_at_the_first_failure(store: Store) {
+    let one = SignInLimit {
+        failures: 1,
+        window: Duration::from_secs(60),
+    };
+    store.fail("ada@example.io", &[5], one).await;
+    assert_eq!(
+        store.blocked_until("ada@example.io", 5).await,
+        Some(later(65))
+    );
+}
+
+async fn clearing_a_key_forgets_its_failures(store: Store) {
+    store
+        .fail("ada@example.io", &[0, 1], three_a_minute())
+        .await;
+    store
+        .sign_in_failures
+        .clear(&key("ada@example.io"))
+        .await
+        .unwrap();
+    store
+        .fail("ada@example.io", &[2, 3], three_a_minute())
+        .await;
+    assert_eq!(store.blocked_until("ada@example.io", 3).await, None);
+    // Clearing a key without failures is fine too.
+    store
+        .sign_in_failures
+        .clear(&key("nobody@example.io"))
+        .await
+        .unwrap();
+}
+
+async fn keys_are_counted_apart(store: Store) {
+    store
+        .fail("ada@example.io", &[0, 1, 2], three_a_minute())
+        .await;
+    store
+        .fail("grace@example.io", &[0, 1], three_a_minute())
+        .await;
+    assert!(store.blocked_until("ada@example.io", 3).await.is_some());
+    assert_eq!(store.blocked_until("grace@example.io", 3).await, None);
+}
+
+/// 49 failures at once under a limit of 50 leave the key unblocked and
+/// the 50th blocks it: not one of the racing updates was lost, and none
+/// was counted twice.
+async fn racing_failures_are_each_counted_exactly_once(store: Store) {
+    let limit = SignInLimit {
+        failures: 50,
+        window: Duration::from_secs(60),
+    };
+    let racer = key("race@example.io");
+    let racing = (0..49).map(|_| {
+        store
+            .sign_in_failures
+            .record_failure(&racer, later(0), limit)
+    });
+    for outcome in join_all(racing).await {
+        outcome.expect("record a failure");
+    }
+    assert_eq!(store.blocked_until("race@example.io", 0).await, None);
+    store.fail("race@example.io", &[1], limit).await;
+    assert_eq!(
+        store.blocked_until("race@example.io", 1).await,
+        Some(later(61))
+    );
+}
+
+async fn the_key_is_stored_as_a_digest_not_as_typed(store: Store) {
+    store
+        .fail("Someone.Unknown@Example.io", &[0], three_a_minute())
+        .await;
+    let statement = Statement::from_string(
+        store.db.get_database_backend(),
+        "SELECT email_digest FROM sign_in_failures",
+    );
+    let rows = store.db.query_all_raw(statement).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let stored = rows[0].try_get_by_index::<Vec<u8>>(0).unwrap();
+    assert_eq!(stored.len(), 32, "a SHA-256 digest");
+    assert!(
+        !String::from_utf8_lossy(&stored).contains("someone"),
+        "{stored:?}"
+    );
+}
+
+async fn forgetting_expired_keys_keeps_open_windows_and_blocks(store: Store) {
+    // Window over at 60.
+    store.fail("over@example.io", &[0], three_a_minute()).await;
+    // Window open until 150.
+    store.fail("open@example.io", &[90], three_a_minute()).await;
+    // Blocked from 50 to 110, its window stretched along.
+    store
+        .fail("blocked@example.io", &[0, 1, 50], three_a_minute())
+        .await;
+
+    let forgotten = store
+        .sign_in_failures
+        .forget_expired(later(100))
+        .await
+        .unwrap();
+
+    assert_eq!(forgotten, 1);
+    assert_eq!(
+        store.blocked_until("blocked@example.io", 100).await,
+        Some(later(110))
+    );
+    store
+        .fail("open@example.io", &[100, 101], three_a_minute())
+        .await;
+    assert!(store.blocked_until("open@example.io", 101).await.is_some());
 }
 
 // --- SQLite only --------------------------------------------------------------
@@ -1094,6 +1330,7 @@ async fn a_sqlite_url_without_mode_creates_the_file() {
         url: format!("sqlite://{}", path.display()),
         max_connections: 1,
         acquire_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(5),
     };
     let db = connect(&settings).await.unwrap();
     assert!(is_ready(&db).await);
@@ -1139,9 +1376,10 @@ async fn the_preferred_database_is_empty_and_usable() {
         url: database.url().to_owned(),
         max_connections: 2,
         acquire_timeout: Duration::from_secs(10),
+        statement_timeout: Duration::from_secs(5),
     };
     let db = connect(&settings).await.unwrap();
-    let schema = SchemaManager::new(&db);
+    let schema = SchemaManager::new(db.connection());
     assert!(!schema.has_table("tasks").await.unwrap());
     migrate(&db).await.unwrap();
     assert!(schema.has_table("tasks").await.unwrap());
@@ -1164,6 +1402,7 @@ async fn one_thread_can_use_every_connection_of_the_pool_at_once() {
         url: database.url().to_owned(),
         max_connections: 4,
         acquire_timeout: Duration::from_millis(250),
+        statement_timeout: Duration::from_secs(5),
     })
     .await
     .unwrap();
@@ -1285,4 +1524,150 @@ async fn a_list_is_read_in_index_order_however_the_table_grows() {
         "{plan}"
     );
     assert!(!plan.contains("Sort"), "{plan}");
+}
+
+// --- The statement timeout (PostgreSQL) ---------------------------------------
+
+/// A pool of one connection with a one-second statement timeout, or `None`
+/// where PostgreSQL is not reachable (`preferred` has said so on stderr;
+/// never in CI).
+async fn postgres_with_a_one_second_timeout() -> Option<(Database, TestDatabase)> {
+    let database = TestDatabase::preferred().await;
+    if database.backend() != Backend::Postgres {
+        return None;
+    }
+    let db = connect(&DatabaseSettings {
+        url: database.url().to_owned(),
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(10),
+        statement_timeout: Duration::from_secs(1),
+    })
+    .await
+    .unwrap();
+    Some((db, database))
+}
+
+async fn show(db: &Database, setting: &str) -> String {
+    db.query_one_raw(Statement::from_string(
+        db.get_database_backend(),
+        format!("SHOW {setting}"),
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index::<String>(0)
+    .unwrap()
+}
+
+/// Both start-up options reach the server: the statement timeout and the
+/// planner's price of a random page read.
+#[tokio::test]
+async fn postgres_sessions_carry_the_statement_timeout_beside_the_planner_costs() {
+    let Some((db, _database)) = postgres_with_a_one_second_timeout().await else {
+        return;
+    };
+    assert_eq!(show(&db, "statement_timeout").await, "1s");
+    assert_eq!(show(&db, "random_page_cost").await, "1.1");
+}
+
+/// The server cancels a statement at the timeout (SQLSTATE 57014), before
+/// the client's own deadline, and the connection stays usable.
+#[tokio::test]
+async fn the_server_cancels_a_statement_past_the_timeout_and_the_connection_lives_on() {
+    let Some((db, _database)) = postgres_with_a_one_second_timeout().await else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let err = db
+        .execute_unprepared("SELECT pg_sleep(5)")
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(sqlstate(&err).as_deref(), Some("57014"), "{err:?}");
+    assert!(
+        took >= Duration::from_secs(1) && took < db.deadline(),
+        "cancelled after {took:?}"
+    );
+    // The pool's only connection answers at once.
+    let started = std::time::Instant::now();
+    assert_eq!(show(&db, "statement_timeout").await, "1s");
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
+
+/// A repository statement that waits past the timeout (here for a row
+/// another session keeps locked) is `Unavailable`, which the api answers
+/// with 503.
+#[tokio::test]
+async fn a_repository_statement_cancelled_by_the_timeout_is_unavailable() {
+    let Some((db, database)) = postgres_with_a_one_second_timeout().await else {
+        return;
+    };
+    migrate(&db).await.unwrap();
+    let users = SeaUserRepository::new(db.clone());
+    let id = UserId::generate();
+    users
+        .insert(&new_user(id, "locked@example.io"))
+        .await
+        .unwrap();
+
+    let mut holder = PgConnection::connect(database.url()).await.unwrap();
+    holder.execute("BEGIN").await.unwrap();
+    holder
+        .execute(sea_orm::sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM users WHERE id = '{}' FOR UPDATE",
+            id.as_uuid()
+        )))
+        .await
+        .unwrap();
+    let err = users.record_sign_in(id, later(0)).await.unwrap_err();
+    assert!(matches!(err, DomainError::Unavailable(_)), "{err:?}");
+    holder.execute("ROLLBACK").await.unwrap();
+    users.record_sign_in(id, later(0)).await.unwrap();
+}
+
+/// A second instance waits for the first one's migrations on a lock, for
+/// as long as they take. Migrations are exempt from the statement timeout,
+/// so that wait may be longer than it.
+#[tokio::test]
+async fn migrations_wait_for_another_instance_longer_than_the_statement_timeout() {
+    let Some((db, database)) = postgres_with_a_one_second_timeout().await else {
+        return;
+    };
+    // The key `migrate` locks (`MIGRATION_LOCK_KEY` in connection.rs).
+    const MIGRATION_LOCK_KEY: i64 = 0x746f_646f_2d61_7069;
+    let mut other_instance = PgConnection::connect(database.url()).await.unwrap();
+    other_instance
+        .execute(sea_orm::sqlx::AssertSqlSafe(format!(
+            "SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"
+        )))
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        other_instance
+            .execute(sea_orm::sqlx::AssertSqlSafe(format!(
+                "SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"
+            )))
+            .await
+            .unwrap();
+        other_instance
+    });
+    let started = std::time::Instant::now();
+    migrate(&db).await.expect("migrations wait for the lock");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    let _ = release.await.unwrap().close().await;
+    // The exemption stayed inside the migrations' transaction.
+    assert_eq!(show(&db, "statement_timeout").await, "1s");
+}
+
+/// The SQLSTATE of a server error, if `err` is one.
+fn sqlstate(err: &sea_orm::DbErr) -> Option<String> {
+    match err {
+        sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(cause))
+        | sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(cause)) => cause
+            .as_database_error()
+            .and_then(|database_error| database_error.code())
+            .map(|code| code.into_owned()),
+        _ => None,
+    }
 }

@@ -22,7 +22,8 @@ use crate::routes::{auth, health, tasks};
 use responses::{
     EmailTaken, Forbidden, InternalError, InvalidCredentials, InvalidSignUp, InvalidTask,
     InvalidTaskId, MalformedBody, MalformedBodyOrTaskId, NotReady, PayloadTooLarge, RateLimited,
-    RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailableOrBusy, TaskNotFound,
+    RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailableOrBusy, SignInRateLimited,
+    TaskNotFound,
     Unauthenticated, UnsupportedMediaType,
 };
 
@@ -95,6 +96,7 @@ ASCII characters), else a fresh UUID; quote it when reporting a problem.
             RequestTimeout,
             ServiceOrAuthUnavailable,
             ServiceUnavailableOrBusy,
+            SignInRateLimited,
             TaskNotFound,
             Unauthenticated,
             UnsupportedMediaType,
@@ -339,9 +341,11 @@ mod tests {
                 "{method} {path}"
             );
         }
-        let header = &document["components"]["responses"]["RateLimited"]["headers"]["Retry-After"];
-        assert_eq!(header["schema"]["type"], "integer");
-        assert_eq!(header["schema"]["minimum"], 1);
+        for name in ["RateLimited", "SignInRateLimited"] {
+            let header = &document["components"]["responses"][name]["headers"]["Retry-After"];
+            assert_eq!(header["schema"]["type"], "integer", "{name}");
+            assert_eq!(header["schema"]["minimum"], 1, "{name}");
+        }
     }
 
     #[test]

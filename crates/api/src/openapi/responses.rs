@@ -144,6 +144,20 @@ error_responses! {
         `Retry-After`: the whole seconds until the next attempt can succeed." => [
         ApiError::RateLimited { retry_after_seconds: 30 },
     ];
+    /// 429 of sign-in: the per-address limit, or the per-email one.
+    SignInRateLimited: "Too many sign-ups and sign-ins from this client address (a budget of \
+        `AUTH_RATE_LIMIT_BURST` attempts at once, refilled at `AUTH_RATE_LIMIT_PER_MINUTE`, \
+        checked before the body is read), or too many failed sign-ins for this email from any \
+        address: `SIGN_IN_FAILURES_PER_ACCOUNT` failures within \
+        `SIGN_IN_FAILURE_WINDOW_SECONDS` block it for that long, whether or not an account has \
+        it, and even the right password is refused until the block ends. A successful sign-in \
+        clears the count. Always carries `Retry-After`: the whole seconds until the next attempt \
+        can succeed." => [
+        ApiError::RateLimited { retry_after_seconds: 30 },
+        ApiError::Domain(DomainError::TooManyFailedSignIns {
+            retry_after: std::time::Duration::from_secs(900),
+        }),
+    ];
     /// 408 of a route that reads a body.
     RequestTimeout: "The body did not arrive in full within `REQUEST_BODY_TIMEOUT_SECONDS` \
         (default 10) of the request head. The connection is closed after this answer." => [

@@ -7,8 +7,8 @@ use crate::dto::{AuthResponse, CredentialsRequest, UserResponse};
 use crate::error::ApiError;
 use crate::openapi::responses::{
     EmailTaken, InvalidCredentials, InvalidSignUp, MalformedBody, PayloadTooLarge, RateLimited,
-    RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailableOrBusy, Unauthenticated,
-    UnsupportedMediaType,
+    RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailableOrBusy, SignInRateLimited,
+    Unauthenticated, UnsupportedMediaType,
 };
 
 /// Sign up
@@ -39,14 +39,15 @@ pub async fn sign_up(
 /// Sign in
 ///
 /// The email is trimmed and lowercased as at sign-up. Records
-/// `last_signin_at`.
+/// `last_signin_at`. Failed sign-ins are limited per email as well as per
+/// client address.
 #[utoipa::path(
     post, path = "/api/auth/signin", tag = "auth",
     request_body(content = CredentialsRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Signed in.", body = AuthResponse),
         InvalidCredentials, RequestTimeout, PayloadTooLarge, UnsupportedMediaType,
-        MalformedBody, RateLimited, ServiceUnavailableOrBusy,
+        MalformedBody, SignInRateLimited, ServiceUnavailableOrBusy,
     ),
 )]
 pub async fn sign_in(

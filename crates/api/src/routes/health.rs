@@ -1,5 +1,5 @@
 use actix_web::{HttpResponse, web};
-use todo_persistence::DatabaseConnection;
+use todo_persistence::Database;
 
 use crate::dto::StatusResponse;
 use crate::error::ApiError;
@@ -26,7 +26,7 @@ pub async fn health() -> HttpResponse {
         NotReady,
     ),
 )]
-pub async fn ready(db: web::Data<DatabaseConnection>) -> Result<HttpResponse, ApiError> {
+pub async fn ready(db: web::Data<Database>) -> Result<HttpResponse, ApiError> {
     if todo_persistence::is_ready(&db).await {
         Ok(HttpResponse::Ok().json(StatusResponse { status: "ready" }))
     } else {

@@ -1,6 +1,6 @@
 use actix_web::{HttpResponse, web};
 use todo_domain::DomainError;
-use todo_persistence::DatabaseConnection;
+use todo_persistence::Database;
 
 use crate::error::ApiError;
 use crate::metrics::{CONTENT_TYPE, Metrics};
@@ -19,7 +19,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(
     metrics: web::Data<Metrics>,
-    db: web::Data<DatabaseConnection>,
+    db: web::Data<Database>,
 ) -> Result<HttpResponse, ApiError> {
     let text = metrics
         .render(&db)

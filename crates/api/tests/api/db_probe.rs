@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Statement};
-use todo_persistence::{DatabaseConnection, DatabaseSettings};
+use todo_persistence::{Database, DatabaseSettings};
 
 /// A read-only view of one test database.
 pub struct DbProbe {
-    db: DatabaseConnection,
+    db: Database,
 }
 
 /// Every column of every row, as text, in a stable order.
@@ -20,6 +20,7 @@ impl DbProbe {
             url: url.to_owned(),
             max_connections: 1,
             acquire_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(10),
         })
         .await
         .expect("the probe connects");

@@ -46,6 +46,7 @@ async fn count(app: &TestApp, sql: &str, values: Vec<SqlValue>) -> i64 {
         url: app.database.url().to_owned(),
         max_connections: 1,
         acquire_timeout: Duration::from_secs(10),
+        statement_timeout: Duration::from_secs(10),
     })
     .await
     .unwrap();

@@ -24,6 +24,8 @@ mod properties;
 mod provider;
 mod proxies;
 mod shutdown;
+mod sign_in_limit;
 mod slow_clients;
+mod start_up;
 mod tasks;
 mod telemetry;

@@ -118,6 +118,15 @@ fn redirect(url: &str, to: SocketAddr) -> (SocketAddr, String) {
 /// stderr naming `test`, where only SQLite is available (never in CI:
 /// `preferred` insists on PostgreSQL there).
 async fn app_behind_relay(test: &str) -> Option<(CuttableRelay, TestApp)> {
+    app_behind_relay_with(test, &[("DATABASE_ACQUIRE_TIMEOUT", "1")]).await
+}
+
+/// As [`app_behind_relay`], with `settings` instead of the 1 s acquire
+/// timeout.
+async fn app_behind_relay_with(
+    test: &str,
+    settings: &[(&str, &str)],
+) -> Option<(CuttableRelay, TestApp)> {
     let database = TestDatabase::preferred().await;
     if database.backend() != Backend::Postgres {
         use std::io::Write as _;
@@ -130,14 +139,9 @@ async fn app_behind_relay(test: &str) -> Option<(CuttableRelay, TestApp)> {
     let (target, _) = redirect(database.url(), "127.0.0.1:1".parse().unwrap());
     let relay = CuttableRelay::start(target).await;
     let (_, relayed_url) = redirect(database.url(), relay.address);
-    let app = spawn_app_with(
-        database,
-        &[
-            ("DATABASE_URL", &relayed_url),
-            ("DATABASE_ACQUIRE_TIMEOUT", "1"),
-        ],
-    )
-    .await;
+    let mut settings = settings.to_vec();
+    settings.push(("DATABASE_URL", &relayed_url));
+    let app = spawn_app_with(database, &settings).await;
     Some((relay, app))
 }
 
@@ -491,4 +495,173 @@ async fn a_silent_database_costs_a_request_one_acquire_timeout_however_many_conn
         took < Duration::from_millis(1_800),
         "503 after {took:?} with {idle} idle connections and a 1 s acquire timeout"
     );
+}
+
+/// A statement already sent when the database falls silent: nothing can
+/// cancel it on the server's side, so the service must give up by itself,
+/// shortly after `DATABASE_STATEMENT_TIMEOUT`. The acquire timeout is set
+/// far above that, so a 503 in time cannot come from waiting for a
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_stuck_on_a_silent_database_ends_in_503_within_the_statement_timeout() {
+    const TIMEOUT: Duration = Duration::from_secs(1);
+    let Some((relay, app)) = app_behind_relay_with(
+        "silent-statement",
+        &[
+            ("DATABASE_STATEMENT_TIMEOUT", "1"),
+            ("DATABASE_ACQUIRE_TIMEOUT", "30"),
+            ("DATABASE_MAX_CONNECTIONS", "1"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let user = TestUser::signed_up(&app).await;
+    // One connection, just used: the next request gets it without the
+    // idle ping, so its statement is what meets the silence.
+    assert_eq!(app.list_tasks(&user.token).await.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    relay.stall();
+    let list = app
+        .client
+        .get(app.url("/api/tasks"))
+        .bearer_auth(&user.token)
+        // Without a statement deadline the request would hang; fail the
+        // test instead.
+        .timeout(Duration::from_secs(15))
+        .send();
+    let sent = Instant::now();
+    let response = list.await.expect("an answer, not a hang");
+    let took = sent.elapsed();
+    assert_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    )
+    .await;
+    assert!(
+        took >= TIMEOUT && took < TIMEOUT + Duration::from_secs(1),
+        "503 after {took:?} with DATABASE_STATEMENT_TIMEOUT=1"
+    );
+
+    // The readiness probe is bounded the same way.
+    let sent = Instant::now();
+    let ready = app
+        .client
+        .get(app.url("/health/ready"))
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .expect("an answer, not a hang");
+    let ready_took = sent.elapsed();
+    assert_error(ready, StatusCode::SERVICE_UNAVAILABLE, "not_ready").await;
+    assert!(
+        ready_took < TIMEOUT + Duration::from_secs(1),
+        "readiness answered after {ready_took:?}"
+    );
+    report(&format!(
+        "silent database mid-statement (relay stalled, DATABASE_STATEMENT_TIMEOUT=1, \
+         DATABASE_ACQUIRE_TIMEOUT=30): list -> 503 after {took:?}; /health/ready -> 503 \
+         after {ready_took:?}"
+    ));
+}
+
+/// A statement the server itself cancels at `statement_timeout`
+/// (SQLSTATE 57014) is a 503, not a 500: here an update waits for a row
+/// that another session keeps locked. That it was the server's cancel, not
+/// the service's own deadline, shows in `pg_stat_activity`: no session is
+/// left waiting for the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_the_server_cancels_at_the_statement_timeout_is_a_503() {
+    use sea_orm::sqlx::postgres::PgConnection;
+    use sea_orm::sqlx::{AssertSqlSafe, Connection as _, Executor as _, Row as _};
+
+    let database = TestDatabase::preferred().await;
+    if database.backend() != Backend::Postgres {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: the server-side statement timeout test needs PostgreSQL; not run on SQLite"
+        );
+        return;
+    }
+    let url = database.url().to_owned();
+    let app = spawn_app_with(database, &[("DATABASE_STATEMENT_TIMEOUT", "1")]).await;
+    let user = TestUser::signed_up(&app).await;
+    let id = app.created_task(&user.token, "locked").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Another session locks the row and sleeps in its transaction, far
+    // longer than the statement timeout.
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    holder.execute("BEGIN").await.unwrap();
+    holder
+        .execute(AssertSqlSafe(format!(
+            "SELECT id FROM tasks WHERE id = '{id}' FOR UPDATE"
+        )))
+        .await
+        .unwrap();
+    let holder_pid: i32 = holder
+        .fetch_one("SELECT pg_backend_pid()")
+        .await
+        .unwrap()
+        .get(0);
+    let sleeper = tokio::spawn(async move {
+        let slept = holder.execute("SELECT pg_sleep(30)").await;
+        (holder, slept)
+    });
+
+    let sent = Instant::now();
+    let flip = app
+        .client
+        .patch(app.url(&format!("/api/tasks/{id}/complete")))
+        .bearer_auth(&user.token)
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .expect("an answer, not a hang");
+    let took = sent.elapsed();
+    let status = flip.status();
+    assert_error(flip, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
+
+    let mut observer = PgConnection::connect(&url).await.unwrap();
+    let waiting: i64 = observer
+        .fetch_one(AssertSqlSafe(format!(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock' \
+             AND pid <> {holder_pid}"
+        )))
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(waiting, 0, "a session still waits for the lock");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(3),
+        "answered after {took:?}"
+    );
+
+    // End the sleeper, then the lock goes with its transaction.
+    observer
+        .execute(AssertSqlSafe(format!(
+            "SELECT pg_cancel_backend({holder_pid})"
+        )))
+        .await
+        .unwrap();
+    let (holder, _) = sleeper.await.unwrap();
+    let _ = holder.close().await;
+    let _ = observer.close().await;
+    let after = app.flip_task(&user.token, &id).await;
+    assert_eq!(
+        after.status(),
+        StatusCode::OK,
+        "the service recovers at once"
+    );
+    report(&format!(
+        "row lock held past DATABASE_STATEMENT_TIMEOUT=1 on PostgreSQL: flip -> {status} \
+         after {took:?}, no session left waiting on the lock (the server cancelled it)"
+    ));
 }

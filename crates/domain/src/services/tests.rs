@@ -10,12 +10,17 @@ use mockall::predicate::eq;
 use time::macros::datetime;
 
 use super::{AccountService, TaskService};
+use crate::SignInLimit;
 use crate::clock::MockClock;
-use crate::ports::{MockPasswordHasher, MockTaskRepository, MockUserRepository};
+use crate::ports::{
+    MockPasswordHasher, MockSignInFailureRepository, MockTaskRepository, MockUserRepository,
+};
 use crate::{
     CompletionChange, DomainError, Email, NewTask, NewUser, Password, PasswordHash, Task,
     TaskChanges, TaskDescription, TaskId, TaskTitle, Timestamp, User, UserCredentials, UserId,
 };
+
+mod sign_in_limit;
 
 // ---------------------------------------------------------------- helpers
 
@@ -35,8 +40,35 @@ fn task_service(tasks: MockTaskRepository) -> TaskService {
     TaskService::new(Arc::new(tasks), fixed_clock())
 }
 
+/// An account service whose failed-sign-in store blocks nobody and accepts
+/// every change; `sign_in_limit` tests its calls.
 fn account_service(users: MockUserRepository, hasher: MockPasswordHasher) -> AccountService {
-    AccountService::new(Arc::new(users), Arc::new(hasher), fixed_clock())
+    let mut failures = MockSignInFailureRepository::new();
+    failures.expect_blocked_until().returning(|_, _| Ok(None));
+    failures.expect_record_failure().returning(|_, _, _| Ok(()));
+    failures.expect_clear().returning(|_| Ok(()));
+    account_service_counting(users, hasher, failures)
+}
+
+fn account_service_counting(
+    users: MockUserRepository,
+    hasher: MockPasswordHasher,
+    failures: MockSignInFailureRepository,
+) -> AccountService {
+    AccountService::new(
+        Arc::new(users),
+        Arc::new(hasher),
+        Arc::new(failures),
+        sign_in_limit(),
+        fixed_clock(),
+    )
+}
+
+fn sign_in_limit() -> SignInLimit {
+    SignInLimit {
+        failures: 10,
+        window: std::time::Duration::from_secs(900),
+    }
 }
 
 /// A stored task of `owner`, distinct from anything a service would build.

@@ -2,6 +2,7 @@
 //! rows for reading; writes are built as explicit statements (see
 //! `timestamps`), and rows become domain values only in `conversions`.
 
+pub(crate) mod sign_in_failures;
 pub(crate) mod tasks;
 pub(crate) mod user_identities;
 pub(crate) mod users;
