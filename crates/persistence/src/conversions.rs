@@ -108,8 +108,13 @@ impl TryFrom<tasks::Model> for Task {
             title,
             description,
             completed: row.completed,
+            completed_at: None,
+            due_at: None,
+            priority: todo_domain::Priority::None,
+            labels: todo_domain::Labels::none(),
             created_at: Timestamp::from_datetime(row.created_at),
             updated_at: Timestamp::from_datetime(row.updated_at),
+            version: todo_domain::TaskVersion::FIRST,
         })
     }
 }
