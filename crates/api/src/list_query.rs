@@ -66,6 +66,14 @@ impl ListQuery {
         let mut seen = Seen::default();
         for pair in pairs(raw) {
             let (name, value) = pair?;
+            let Some(value) = value else {
+                return Err(match known(&name) {
+                    // A cursor is opaque: garbage in it is a bad cursor.
+                    Some("cursor") => ApiError::InvalidCursor,
+                    Some(known) => bad_value(known, "is not valid UTF-8 once decoded"),
+                    None => unknown(&name),
+                });
+            };
             seen.take(&name, &value)?;
         }
         seen.into_list_query(cursors, caller)
@@ -104,7 +112,7 @@ pub fn parse_clear_completed(raw: &str) -> Result<(), ApiError> {
         let (name, value) = pair?;
         match name.as_ref() {
             "completed" if completed => return Err(repeated("completed")),
-            "completed" if value == "true" => completed = true,
+            "completed" if value.as_deref() == Some("true") => completed = true,
             "completed" => {
                 return Err(invalid(
                     "Query parameter `completed` must be `true`: only completed tasks can be \
@@ -182,17 +190,15 @@ fn unknown(name: &str) -> ApiError {
 /// The `name=value` pairs of a query string, decoded as HTML forms encode
 /// them (`+` is a space, `%XX` a byte), so `URLSearchParams` and curl's
 /// `--data-urlencode` both work. Empty segments (`a=1&&b=2`) are skipped.
-fn pairs(raw: &str) -> impl Iterator<Item = Result<(String, String), ApiError>> + '_ {
+/// A value whose bytes are not UTF-8 is `None`, for the caller to refuse
+/// in its own terms.
+fn pairs(raw: &str) -> impl Iterator<Item = Result<(String, Option<String>), ApiError>> + '_ {
     raw.split('&')
         .filter(|segment| !segment.is_empty())
         .map(|segment| {
             let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
             let name = decode(name).ok_or_else(|| unknown(""))?;
-            let value = decode(value).ok_or_else(|| match known(&name) {
-                Some(known) => bad_value(known, "is not valid UTF-8 once decoded"),
-                None => unknown(&name),
-            })?;
-            Ok((name, value))
+            Ok((name, decode(value)))
         })
 }
 
