@@ -71,8 +71,9 @@ impl SeaTaskRepository {
         optional_timestamp_value(self.backend, at)
     }
 
-    /// The statements a list query sends, in order: the page and then the
-    /// count, or the whole list alone. For plan tests.
+    /// The statements a list query may send, in order: the page and the
+    /// count (which a first page holding every match does without), or
+    /// the whole list alone. For plan tests.
     #[cfg(feature = "test-support")]
     #[doc(hidden)]
     pub fn list_statements(
@@ -210,9 +211,11 @@ impl SeaTaskRepository {
     ///
     /// No single index order puts NULLs last both ways (PostgreSQL sorts
     /// them last ascending, SQLite first), so the dated and the undated
-    /// tasks are read as two index range scans, each with its own LIMIT,
-    /// joined by `UNION ALL`: one statement whose cost does not depend on
-    /// where the page lies, and only the few rows fetched are sorted.
+    /// tasks are read as two range scans of the due-date index, each with
+    /// its own LIMIT, joined by `UNION ALL`: one statement whose cost does
+    /// not depend on where the page lies, and only the rows fetched are
+    /// merged (PostgreSQL stops reading the undated range once the dated
+    /// one has filled the page).
     fn due_page_query(
         &self,
         filter: Condition,
@@ -285,7 +288,9 @@ impl SeaTaskRepository {
     }
 
     /// `(sort value, id)` lies strictly beyond `after` in `order`: a row
-    /// value comparison, which both engines answer from the index.
+    /// value comparison, which both engines answer from the index. SQLite
+    /// does so only for plain columns, not for `lower(title)`, so the sort
+    /// value's own bound is stated too: it gives the range on every index.
     fn after_position(&self, sort: Expr, after: &TaskPosition, order: SortOrder) -> Expr {
         let key = match &after.key {
             SortKey::CreatedAt(at) | SortKey::UpdatedAt(at) | SortKey::DueAt(Some(at)) => {
@@ -297,11 +302,15 @@ impl SeaTaskRepository {
             SortKey::Priority(priority) => Expr::val(priority.rank()),
             SortKey::Title(title) => Func::lower(Expr::val(title.as_str())).into(),
         };
-        beyond(
+        let bound = match order {
+            SortOrder::Asc => sort.clone().gte(key.clone()),
+            SortOrder::Desc => sort.clone().lte(key.clone()),
+        };
+        bound.and(beyond(
             Expr::tuple([sort, Expr::col((tasks::Entity, tasks::Column::Id))]),
             Expr::tuple([key, Expr::val(after.id.as_uuid())]),
             order,
-        )
+        ))
     }
 
     // --- writes -------------------------------------------------------------

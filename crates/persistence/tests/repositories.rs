@@ -3681,6 +3681,84 @@ async fn sqlite_stores_instants_as_fixed_width_text_and_ids_as_blobs() {
     );
 }
 
+/// On SQLite too, a page after a cursor is a range of the sort's own
+/// index, read in order: row values are range constraints for plain
+/// columns, and `lower(title)` gets its own bound.
+#[tokio::test]
+async fn sqlite_pages_are_ranges_of_their_index() {
+    let store = Store::open(TestDatabase::sqlite().await).await;
+    let owner = store.user().await;
+    let task = store
+        .stored(Task {
+            due_at: Some(later(5)),
+            ..task(owner, "t", later(0))
+        })
+        .await;
+    let undated = store.stored(task_like(owner)).await;
+    for sort in EVERY_SORT {
+        let index = match sort.field {
+            SortField::CreatedAt => "idx_tasks_user_created_id",
+            SortField::UpdatedAt => "idx_tasks_user_updated_id",
+            SortField::DueAt => "idx_tasks_user_due_id",
+            SortField::Priority => "idx_tasks_user_priority_id",
+            SortField::Title => "idx_tasks_user_title_id",
+        };
+        let query = TaskQuery {
+            filter: TaskFilter {
+                completed: Some(false),
+                ..TaskFilter::default()
+            },
+            sort,
+            page: None,
+        };
+        let mut cursors = vec![TaskPosition::of(&task, sort.field)];
+        if sort.field == SortField::DueAt {
+            cursors.push(TaskPosition::of(&undated, sort.field));
+        }
+        for after in cursors {
+            let statements = store
+                .tasks
+                .list_statements(owner, &paged(&query, 20, Some(after.clone())), now())
+                .unwrap();
+            let explain = Statement {
+                sql: format!("EXPLAIN QUERY PLAN {}", statements[0].sql),
+                ..statements[0].clone()
+            };
+            let plan: Vec<String> = store
+                .db
+                .query_all_raw(explain)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.try_get::<String>("", "detail").unwrap())
+                .collect();
+            let searches: Vec<&String> = plan
+                .iter()
+                .filter(|step| step.starts_with("SEARCH tasks"))
+                .collect();
+            assert!(!searches.is_empty(), "{sort:?} {after:?}: {plan:#?}");
+            // The user, then the NULL due date or a bound on the sort
+            // value; the one range without a bound is that of the undated
+            // tasks, read from their start when the cursor is dated.
+            for search in &searches {
+                assert!(
+                    search
+                        .starts_with(&format!("SEARCH tasks USING INDEX {index} (user_id=? AND ")),
+                    "{sort:?} {after:?}: {plan:#?}"
+                );
+            }
+            assert!(
+                searches[0].contains(['<', '>']),
+                "{sort:?} {after:?}: {plan:#?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.starts_with("SCAN tasks")),
+                "{sort:?} {after:?}: {plan:#?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_preferred_database_is_empty_and_usable() {
     let database = TestDatabase::preferred().await;
