@@ -1,7 +1,7 @@
 //! The storage adapters of todo-api: SeaORM implementations of the domain's
-//! `TaskRepository`, `UserRepository` and `IdentityRepository` ports, on
-//! PostgreSQL and SQLite, and the code that opens, migrates and probes the
-//! database.
+//! `TaskRepository`, `IdempotencyStore`, `UserRepository` and
+//! `IdentityRepository` ports, on PostgreSQL and SQLite, and the code that
+//! opens, migrates and probes the database.
 //!
 //! This crate depends on `todo-domain` and on the `migration` schema, never
 //! on the HTTP layer. Nothing SeaORM-shaped leaves it except the
@@ -13,6 +13,7 @@ mod connection;
 mod conversions;
 mod entities;
 mod errors;
+mod idempotency_store;
 mod identity_repository;
 mod pool;
 mod task_repository;
@@ -25,6 +26,7 @@ pub mod testing;
 pub use connection::{
     Backend, ConnectError, DatabaseSettings, backend_of, connect, is_ready, migrate,
 };
+pub use idempotency_store::SeaIdempotencyStore;
 pub use identity_repository::SeaIdentityRepository;
 pub use pool::{PoolUsage, pool_usage};
 /// The open database every repository, the readiness probe and the

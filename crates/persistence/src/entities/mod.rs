@@ -2,6 +2,9 @@
 //! rows for reading; writes are built as explicit statements (see
 //! `timestamps`), and rows become domain values only in `conversions`.
 
+pub(crate) mod idempotency_keys;
+pub(crate) mod task_labels;
 pub(crate) mod tasks;
 pub(crate) mod user_identities;
+pub(crate) mod user_task_counts;
 pub(crate) mod users;
