@@ -32,5 +32,5 @@ pub use pool::{PoolUsage, pool_usage};
 /// The open database every repository, the readiness probe and the
 /// metrics share: SeaORM's own connection pool.
 pub use sea_orm::DatabaseConnection;
-pub use task_repository::{SeaIdempotencyStore, SeaTaskRepository};
+pub use task_repository::SeaTaskRepository;
 pub use user_repository::SeaUserRepository;
