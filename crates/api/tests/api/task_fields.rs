@@ -19,26 +19,28 @@ async fn a_new_task_has_the_defaults_of_the_new_fields() {
     assert_eq!(task["due_at"], Value::Null);
     assert_eq!(task["priority"], "none");
     assert_eq!(task["labels"], json!([]));
-    let keys: Vec<&str> = task
+    let mut keys: Vec<&str> = task
         .as_object()
         .unwrap()
         .keys()
         .map(String::as_str)
         .collect();
+    keys.sort_unstable();
     assert_eq!(
         keys,
         [
-            "id",
-            "title",
-            "description",
             "completed",
             "completed_at",
-            "due_at",
-            "priority",
-            "labels",
             "created_at",
+            "description",
+            "due_at",
+            "id",
+            "labels",
+            "priority",
+            "title",
             "updated_at"
-        ]
+        ],
+        "these ten, never the owner"
     );
 }
 
