@@ -1,8 +1,8 @@
 //! The task fields of the front-end model: due date, priority and labels.
 //! Each is parsed once, at the edge, into a value that can only be valid.
 
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
 
 use crate::Timestamp;
 
@@ -35,7 +35,12 @@ pub fn parse_client_instant(raw: &str) -> Result<Timestamp, InstantError> {
         return Err(InstantError);
     }
     let instant = OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| InstantError)?;
-    let stamp = Timestamp::from_datetime(instant);
+    // An offset can carry the instant past year 9999 in UTC, which `time`
+    // cannot hold; the checked conversion says so instead of panicking.
+    let utc = instant
+        .checked_to_offset(UtcOffset::UTC)
+        .ok_or(InstantError)?;
+    let stamp = Timestamp::from_datetime(utc);
     let year = stamp.as_datetime().year();
     if (1..=9999).contains(&year) {
         Ok(stamp)
