@@ -916,3 +916,18 @@ impl TaskRepository for SeaTaskRepository {
         Ok(found.is_some())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_pattern_escapes_both_wildcards_and_the_escape_character() {
+        assert_eq!(contains_pattern(r"100%_\x"), r"%100\%\_\\x%");
+    }
+
+    #[test]
+    fn other_text_is_kept_between_two_wildcards() {
+        assert_eq!(contains_pattern("Küche 🦀"), "%Küche 🦀%");
+    }
+}
