@@ -73,12 +73,15 @@ pub enum Member<T> {
 pub trait JsonKind: Sized {
     /// What the field expects, as a 422 says it.
     const EXPECTED: &'static str;
+    /// The same, where `null` is allowed too.
+    const EXPECTED_OR_NULL: &'static str;
     /// The value, if it is of this kind.
     fn from_json(value: Value) -> Option<Self>;
 }
 
 impl JsonKind for String {
     const EXPECTED: &'static str = "a string";
+    const EXPECTED_OR_NULL: &'static str = "a string or null";
     fn from_json(value: Value) -> Option<Self> {
         match value {
             Value::String(text) => Some(text),
@@ -89,6 +92,7 @@ impl JsonKind for String {
 
 impl JsonKind for bool {
     const EXPECTED: &'static str = "a boolean";
+    const EXPECTED_OR_NULL: &'static str = "a boolean or null";
     fn from_json(value: Value) -> Option<Self> {
         value.as_bool()
     }
@@ -96,6 +100,7 @@ impl JsonKind for bool {
 
 impl JsonKind for Vec<String> {
     const EXPECTED: &'static str = "an array of strings";
+    const EXPECTED_OR_NULL: &'static str = "an array of strings or null";
     fn from_json(value: Value) -> Option<Self> {
         match value {
             Value::Array(items) => items.into_iter().map(String::from_json).collect(),
@@ -119,7 +124,7 @@ fn kind_of(value: &Value) -> &'static str {
 /// Reads a value of kind `T`, or refuses naming only the kinds.
 fn of_kind<'de, D: Deserializer<'de>, T: JsonKind>(
     value: Value,
-    expected: &str,
+    expected: &'static str,
 ) -> Result<T, D::Error> {
     let found = kind_of(&value);
     T::from_json(value).ok_or_else(|| D::Error::invalid_type(Unexpected::Other(found), &expected))
@@ -129,7 +134,7 @@ impl<'de, T: JsonKind> Deserialize<'de> for Member<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match Value::deserialize(deserializer)? {
             Value::Null => Ok(Self::Null),
-            value => of_kind::<D, T>(value, &format!("{} or null", T::EXPECTED)).map(Self::Value),
+            value => of_kind::<D, T>(value, T::EXPECTED_OR_NULL).map(Self::Value),
         }
     }
 }

@@ -158,10 +158,22 @@ impl TaskAnswer {
         }
     }
 
-    /// `task` as an HTTP answer.
+    /// `task` as an HTTP answer: the same status, headers and body as
+    /// [`TaskAnswer::render`], written straight into the response, since
+    /// most answers (every `GET`) are never recorded.
     #[must_use]
     pub fn respond(self, task: Task) -> HttpResponse {
-        respond(self.render(task), false)
+        let mut response = match self {
+            Self::Created => {
+                let mut response = HttpResponse::Created();
+                response.insert_header((header::LOCATION, format!("/api/tasks/{}", task.id)));
+                response
+            }
+            Self::Ok => HttpResponse::Ok(),
+        };
+        response
+            .insert_header((header::ETAG, entity_tag(task.version)))
+            .json(TaskResponse::from(task))
     }
 }
 
@@ -237,6 +249,46 @@ mod tests {
             fingerprint("PATCH", "/p", b"").unwrap(),
             fingerprint("PATCH", "/p", b"{}").unwrap()
         );
+    }
+
+    fn sample_task() -> Task {
+        let now = todo_domain::Timestamp::now();
+        Task {
+            id: todo_domain::TaskId::generate(),
+            owner: todo_domain::UserId::generate(),
+            title: todo_domain::TaskTitle::parse("Pay rent").unwrap(),
+            description: None,
+            completed: false,
+            completed_at: None,
+            due_at: Some(now),
+            priority: todo_domain::Priority::High,
+            labels: todo_domain::Labels::parse(&["home"]).unwrap(),
+            created_at: now,
+            updated_at: now,
+            version: todo_domain::TaskVersion::new(3),
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_first_answer_and_its_recording_are_the_same_answer() {
+        for answer in [TaskAnswer::Created, TaskAnswer::Ok] {
+            let task = sample_task();
+            let recorded = answer.render(task.clone());
+            let sent = answer.respond(task);
+            assert_eq!(sent.status().as_u16(), recorded.status);
+            let mut headers: Vec<(String, String)> = sent
+                .headers()
+                .iter()
+                .filter(|(name, _)| *name != header::CONTENT_TYPE)
+                .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+                .collect();
+            headers.sort();
+            let mut expected = recorded.headers.clone();
+            expected.sort();
+            assert_eq!(headers, expected);
+            let body = actix_web::body::to_bytes(sent.into_body()).await.unwrap();
+            assert_eq!(body, recorded.body.as_bytes());
+        }
     }
 
     #[test]
