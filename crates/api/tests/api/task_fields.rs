@@ -193,6 +193,7 @@ async fn a_due_at_that_is_not_such_an_instant_is_invalid_due_at() {
         "2031-12-31T23:59:60Z",
         "2031-07-19T10:15:30+0200",
         "0001-01-01T00:30:00+01:00",
+        "9999-12-31T23:30:00-01:00",
         "tomorrow",
         "",
     ] {
