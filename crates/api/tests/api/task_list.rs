@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -334,10 +334,14 @@ async fn a_walk_never_skips_or_repeats_a_task_that_existed_throughout() {
         "sort=due_at",
         "sort=priority&order=asc",
     ] {
-        // Others create and delete while the walk goes on.
+        // Others create and delete while the walk goes on: between two pages
+        // the walk waits for at least two rounds of one create and one
+        // delete, so every page is read after the list changed.
         let stop = Arc::new(AtomicBool::new(false));
+        let rounds = Arc::new(AtomicUsize::new(0));
         let churn = {
             let (app, token, stop) = (app.clone(), token.clone(), stop.clone());
+            let rounds = rounds.clone();
             let mut doomed = doomed.clone();
             tokio::spawn(async move {
                 let mut n = 0;
@@ -355,19 +359,26 @@ async fn a_walk_never_skips_or_repeats_a_task_that_existed_throughout() {
                         app.delete_task(&token, &id).await;
                     }
                     n += 1;
+                    rounds.fetch_add(1, Ordering::SeqCst);
                 }
                 created
             })
         };
         let mut seen = Vec::new();
+        let mut pages = 0;
         let mut next = Some(format!("/api/tasks?{sort}&limit=5"));
         while let Some(url) = next {
             let listed = app.listed(&token, query_of(&url)).await;
             seen.extend(ids(&listed));
             next = listed.next;
-            tokio::task::yield_now().await;
+            pages += 1;
+            let target = rounds.load(Ordering::SeqCst) + 2;
+            while rounds.load(Ordering::SeqCst) < target {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
         }
         stop.store(true, Ordering::Relaxed);
+        assert!(pages >= 6, "{sort}: {pages} pages");
         let leftovers = churn.await.unwrap();
         let mut counts: HashMap<&String, usize> = HashMap::new();
         for id in &seen {
