@@ -80,8 +80,10 @@ test("/docs lists every task endpoint, with nothing loaded from outside", async 
   for (const expected of [
     "GET /api/tasks",
     "POST /api/tasks",
+    "DELETE /api/tasks",
     "GET /api/tasks/{id}",
     "PUT /api/tasks/{id}",
+    "PATCH /api/tasks/{id}",
     "DELETE /api/tasks/{id}",
     "PATCH /api/tasks/{id}/complete",
     "POST /api/auth/signup",
@@ -135,5 +137,47 @@ test("a page on another origin signs up, creates, lists and completes a task", a
   assert.equal(result.relisted.status, 200);
   assert.equal(result.relisted.body[0].completed, true);
   assert.equal(result.relisted.body[0].title, "Buy milk");
+  await page.close();
+});
+
+test("a page on another origin pages a filtered list and edits under If-Match", async () => {
+  const page = await context.newPage();
+  await page.goto(`${frontOrigin}/`);
+  const email = `browser-v2-${Date.now()}@example.io`;
+  const result = await page.evaluate(
+    ([apiUrl, address]) => window.runFrontEndScenario(apiUrl, address, "correct horse battery"),
+    [api, email],
+  );
+
+  // The retried create answers the first answer again, and says so.
+  const [first, retry] = result.retried;
+  assert.equal(first.status, 201);
+  assert.equal(first.replayed, null);
+  assert.equal(retry.status, 201);
+  assert.equal(retry.replayed, "true");
+  assert.deepEqual(retry.body, first.body);
+  assert.equal(retry.location, first.location);
+  assert.equal(retry.etag, first.etag);
+
+  // Three tasks labelled home, two a page; the page reads the total and the
+  // link to the next one.
+  assert.equal(result.firstPage.status, 200);
+  assert.equal(result.firstPage.totalCount, "3");
+  assert.deepEqual(result.firstPage.body.map((task) => task.title), ["Call mum", "Pay rent"]);
+  assert.ok(result.nextPath?.startsWith("/api/tasks?"), `Link: ${result.firstPage.link}`);
+  assert.equal(result.secondPage.status, 200);
+  assert.equal(result.secondPage.totalCount, "3");
+  assert.equal(result.secondPage.link, null);
+  assert.deepEqual(result.secondPage.body.map((task) => task.title), ["Water plants"]);
+
+  // The editor's ETag lets its patch through once; a second tab's patch
+  // with the same, now stale, ETag is refused and readable.
+  assert.match(result.loaded.etag ?? "", /^"\d+"$/);
+  assert.equal(result.edited.status, 200);
+  assert.equal(result.edited.body.title, "Pay rent today");
+  assert.equal(result.edited.body.due_at, "2027-01-01T08:00:00.000000Z");
+  assert.notEqual(result.edited.etag, result.loaded.etag);
+  assert.equal(result.stale.status, 412);
+  assert.equal(result.stale.body.code, "precondition_failed");
   await page.close();
 });

@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20260201_000001_create_users_and_tasks;
 mod m20260301_000002_external_identities;
+mod m20261203_000003_front_end_tasks;
 mod m20261203_000004_sign_in_throttle;
 
 /// Every migration of the schema, oldest first.
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20260201_000001_create_users_and_tasks::Migration),
             Box::new(m20260301_000002_external_identities::Migration),
+            Box::new(m20261203_000003_front_end_tasks::Migration),
             Box::new(m20261203_000004_sign_in_throttle::Migration),
         ]
     }

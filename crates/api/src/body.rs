@@ -11,7 +11,7 @@
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::web::BytesMut;
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, mime};
 use futures_util::StreamExt;
 use std::time::Duration;
@@ -90,11 +90,97 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
     }
 }
 
+/// A required JSON body kept with the bytes it was read from, so that a
+/// retry-safe request can be compared with its first attempt.
+#[derive(Debug)]
+pub struct JsonBodyWithBytes<T> {
+    /// The parsed body.
+    pub value: T,
+    /// The body as received.
+    pub bytes: Bytes,
+}
+
+/// An optional JSON body (as [`OptionalJsonBody`]) kept with the bytes it
+/// was read from; no body gives `None` and no bytes.
+#[derive(Debug)]
+pub struct OptionalJsonBodyWithBytes<T> {
+    /// The parsed body, if one was sent.
+    pub value: Option<T>,
+    /// The body as received.
+    pub bytes: Bytes,
+}
+
+/// The body of a JSON Merge Patch (RFC 7396): as a [`JsonBody`], but
+/// `application/merge-patch+json` is accepted beside `application/json`.
+#[derive(Debug)]
+pub struct MergePatchBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBodyWithBytes<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let checks = HeaderChecks::of(request);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            checks.declared_size_fits()?;
+            checks.is_json()?;
+            let bytes = read_limited(&mut payload, checks.read_timeout)
+                .await?
+                .freeze();
+            let value = parse(&bytes)?;
+            Ok(Self { value, bytes })
+        })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBodyWithBytes<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let checks = HeaderChecks::of(request);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            checks.declared_size_fits()?;
+            let bytes = read_limited(&mut payload, checks.read_timeout)
+                .await?
+                .freeze();
+            if bytes.is_empty() {
+                return Ok(Self { value: None, bytes });
+            }
+            checks.is_json()?;
+            let value = parse(&bytes)?;
+            Ok(Self {
+                value: Some(value),
+                bytes,
+            })
+        })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for MergePatchBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let checks = HeaderChecks::of(request);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            checks.declared_size_fits()?;
+            checks.is_json_or_merge_patch()?;
+            let bytes = read_limited(&mut payload, checks.read_timeout).await?;
+            parse(&bytes).map(MergePatchBody)
+        })
+    }
+}
+
 /// What the headers say about the body, taken before the request is
 /// borrowed away by the async read.
 struct HeaderChecks {
     content_length: Option<u64>,
     json_content_type: bool,
+    merge_patch_content_type: bool,
     read_timeout: BodyReadTimeout,
 }
 
@@ -113,6 +199,12 @@ impl HeaderChecks {
                 && mime.subtype() == mime::JSON
                 && mime.suffix().is_none()
         );
+        let merge_patch_content_type = matches!(
+            request.mime_type(),
+            Ok(Some(mime)) if mime.type_() == mime::APPLICATION
+                && mime.subtype().as_str().eq_ignore_ascii_case("merge-patch")
+                && mime.suffix() == Some(mime::JSON)
+        );
         let read_timeout = request
             .app_data::<BodyReadTimeout>()
             .copied()
@@ -120,6 +212,7 @@ impl HeaderChecks {
         Self {
             content_length,
             json_content_type,
+            merge_patch_content_type,
             read_timeout,
         }
     }
@@ -134,6 +227,14 @@ impl HeaderChecks {
 
     fn is_json(&self) -> Result<(), ApiError> {
         if self.json_content_type {
+            Ok(())
+        } else {
+            Err(ApiError::UnsupportedMediaType)
+        }
+    }
+
+    fn is_json_or_merge_patch(&self) -> Result<(), ApiError> {
+        if self.json_content_type || self.merge_patch_content_type {
             Ok(())
         } else {
             Err(ApiError::UnsupportedMediaType)

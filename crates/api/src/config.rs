@@ -88,6 +88,9 @@ pub struct Settings {
     pub external_auth: Option<ExternalAuthSettings>,
     /// Whether `GET /metrics` is served (and requests are counted).
     pub metrics_enabled: bool,
+    /// The most tasks one user may own (`MAX_TASKS_PER_USER`, default
+    /// 10,000, at least 1).
+    pub max_tasks_per_user: u32,
 }
 
 /// Limits that protect the service from abusive or broken clients, and the
@@ -222,6 +225,12 @@ impl Settings {
                 true,
                 "must be true or false",
             )?,
+            max_tasks_per_user: parse_or(
+                get("MAX_TASKS_PER_USER"),
+                "MAX_TASKS_PER_USER",
+                10_000,
+                "must be a positive whole number",
+            )?,
         })
         .and_then(Self::checked)
     }
@@ -242,6 +251,12 @@ impl Settings {
         if self.jwt_ttl.is_zero() {
             return Err(ConfigError::Invalid {
                 name: "JWT_TTL_SECONDS",
+                reason: "must be at least 1",
+            });
+        }
+        if self.max_tasks_per_user == 0 {
+            return Err(ConfigError::Invalid {
+                name: "MAX_TASKS_PER_USER",
                 reason: "must be at least 1",
             });
         }
@@ -442,6 +457,21 @@ mod tests {
         );
         let error = settings(&[("METRICS_ENABLED", "no")]).unwrap_err();
         assert!(error.to_string().starts_with("METRICS_ENABLED"));
+    }
+
+    #[test]
+    fn the_task_limit_defaults_to_ten_thousand_and_must_be_at_least_one() {
+        assert_eq!(settings(&[]).unwrap().max_tasks_per_user, 10_000);
+        assert_eq!(
+            settings(&[("MAX_TASKS_PER_USER", "3")])
+                .unwrap()
+                .max_tasks_per_user,
+            3
+        );
+        for bad in ["0", "-1", "many"] {
+            let error = settings(&[("MAX_TASKS_PER_USER", bad)]).unwrap_err();
+            assert!(error.to_string().starts_with("MAX_TASKS_PER_USER"), "{bad}");
+        }
     }
 
     #[test]

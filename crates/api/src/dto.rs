@@ -2,10 +2,12 @@
 //! become domain values through `into_domain`; responses are built from
 //! domain values and never expose more than the contract shows.
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::de::{Error as _, Unexpected};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
 use todo_domain::{
-    CompletionChange, DomainError, NewTask, Task, TaskChanges, TaskDescription, TaskTitle,
-    Timestamp, User,
+    CompletionChange, DomainError, Labels, NewTask, Priority, Task, TaskDescription, TaskPatch,
+    TaskTitle, TaskTitleError, Timestamp, User, parse_client_instant,
 };
 use utoipa::ToSchema;
 
@@ -50,8 +52,128 @@ pub struct CredentialsRequest {
     pub password: String,
 }
 
+/// A member of a JSON object as the client sent it: left out, `null`, or a
+/// value. PUT and PATCH tell the three apart (absent keeps a field, `null`
+/// resets it), which `Option` cannot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Member<T> {
+    /// Not in the object.
+    #[default]
+    Absent,
+    /// `null`.
+    Null,
+    /// A value of the expected JSON type.
+    Value(T),
+}
+
+/// A JSON type a field may hold, with the words a 422 uses for it. The
+/// value is checked after it is read as a plain JSON tree, so a refusal
+/// can name the kind of value found without quoting it (a client's value
+/// never comes back in an error).
+pub trait JsonKind: Sized {
+    /// What the field expects, as a 422 says it.
+    const EXPECTED: &'static str;
+    /// The same, where `null` is allowed too.
+    const EXPECTED_OR_NULL: &'static str;
+    /// The value, if it is of this kind.
+    fn from_json(value: Value) -> Option<Self>;
+}
+
+impl JsonKind for String {
+    const EXPECTED: &'static str = "a string";
+    const EXPECTED_OR_NULL: &'static str = "a string or null";
+    fn from_json(value: Value) -> Option<Self> {
+        match value {
+            Value::String(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+impl JsonKind for bool {
+    const EXPECTED: &'static str = "a boolean";
+    const EXPECTED_OR_NULL: &'static str = "a boolean or null";
+    fn from_json(value: Value) -> Option<Self> {
+        value.as_bool()
+    }
+}
+
+impl JsonKind for Vec<String> {
+    const EXPECTED: &'static str = "an array of strings";
+    const EXPECTED_OR_NULL: &'static str = "an array of strings or null";
+    fn from_json(value: Value) -> Option<Self> {
+        match value {
+            Value::Array(items) => items.into_iter().map(String::from_json).collect(),
+            _ => None,
+        }
+    }
+}
+
+/// The kind of a JSON value, for a refusal that must not quote it.
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reads a value of kind `T`, or refuses naming only the kinds.
+fn of_kind<'de, D: Deserializer<'de>, T: JsonKind>(
+    value: Value,
+    expected: &'static str,
+) -> Result<T, D::Error> {
+    let found = kind_of(&value);
+    T::from_json(value).ok_or_else(|| D::Error::invalid_type(Unexpected::Other(found), &expected))
+}
+
+impl<'de, T: JsonKind> Deserialize<'de> for Member<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::Null => Ok(Self::Null),
+            value => of_kind::<D, T>(value, T::EXPECTED_OR_NULL).map(Self::Value),
+        }
+    }
+}
+
+/// For `#[serde(deserialize_with)]`: a member that may be left out but,
+/// when sent, must be a `T` (`null` included in what is refused).
+fn present<'de, D: Deserializer<'de>, T: JsonKind>(deserializer: D) -> Result<Option<T>, D::Error> {
+    of_kind::<D, T>(Value::deserialize(deserializer)?, T::EXPECTED).map(Some)
+}
+
+fn due_at_of(raw: &str) -> Result<Timestamp, DomainError> {
+    parse_client_instant(raw).map_err(DomainError::InvalidDueAt)
+}
+
+fn priority_of(raw: &str) -> Result<Priority, DomainError> {
+    Ok(Priority::parse(raw)?)
+}
+
+fn labels_of(raw: &[String]) -> Result<Labels, DomainError> {
+    Ok(Labels::parse(raw)?)
+}
+
+/// A due date, priority or labels member as a change: absent keeps the
+/// field, `null` sets its default.
+fn change_of<T, V>(
+    member: Member<T>,
+    default: V,
+    parse: impl FnOnce(T) -> Result<V, DomainError>,
+) -> Result<Option<V>, DomainError> {
+    match member {
+        Member::Absent => Ok(None),
+        Member::Null => Ok(Some(default)),
+        Member::Value(raw) => parse(raw).map(Some),
+    }
+}
+
 /// Body of `POST /api/tasks` and `PUT /api/tasks/{id}`. Fields a client
-/// must not set (`id`, `user_id`, timestamps) are simply not read.
+/// must not set (`id`, `user_id`, `completed_at`, timestamps) are simply
+/// not read.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = TaskInput)]
 pub struct TaskRequest {
@@ -64,31 +186,105 @@ pub struct TaskRequest {
     /// when absent or `null`.
     #[serde(default)]
     completed: Option<bool>,
+    #[serde(default)]
+    #[schema(schema_with = crate::openapi::schemas::due_at_input)]
+    due_at: Member<String>,
+    #[serde(default)]
+    #[schema(schema_with = crate::openapi::schemas::priority_input)]
+    priority: Member<String>,
+    #[serde(default)]
+    #[schema(schema_with = crate::openapi::schemas::labels_input)]
+    labels: Member<Vec<String>>,
 }
 
 impl TaskRequest {
-    /// A new task; `completed` defaults to false.
+    /// A new task; `completed` defaults to false, and the other fields,
+    /// absent or `null`, to their defaults.
     ///
     /// # Errors
-    /// `InvalidTitle` or `InvalidDescription`.
+    /// The first field that breaks its rule, in the order of the fields.
     pub fn into_new_task(self) -> Result<NewTask, DomainError> {
+        let title = TaskTitle::parse(&self.title)?;
+        let description = TaskDescription::parse(self.description.as_deref())?;
+        let due_at = change_of(self.due_at, None, |raw| due_at_of(&raw).map(Some))?;
+        let priority = change_of(self.priority, Priority::None, |raw| priority_of(&raw))?;
+        let labels = change_of(self.labels, Labels::none(), |raw| labels_of(&raw))?;
         Ok(NewTask {
-            title: TaskTitle::parse(&self.title)?,
-            description: TaskDescription::parse(self.description.as_deref())?,
+            title,
+            description,
             completed: self.completed.unwrap_or(false),
+            due_at: due_at.flatten(),
+            priority: priority.unwrap_or_default(),
+            labels: labels.unwrap_or_default(),
         })
     }
 
-    /// A replacement: an absent description clears it, an absent
-    /// `completed` keeps the current state.
+    /// A replacement: title and description always (an absent description
+    /// clears it); `completed`, `due_at`, `priority` and `labels` only when
+    /// sent, so a client that does not know them never erases them.
     ///
     /// # Errors
-    /// `InvalidTitle` or `InvalidDescription`.
-    pub fn into_changes(self) -> Result<TaskChanges, DomainError> {
-        Ok(TaskChanges {
-            title: TaskTitle::parse(&self.title)?,
-            description: TaskDescription::parse(self.description.as_deref())?,
+    /// The first field that breaks its rule, in the order of the fields.
+    pub fn into_patch(self) -> Result<TaskPatch, DomainError> {
+        Ok(TaskPatch {
+            title: Some(TaskTitle::parse(&self.title)?),
+            description: Some(TaskDescription::parse(self.description.as_deref())?),
             completed: self.completed,
+            due_at: change_of(self.due_at, None, |raw| due_at_of(&raw).map(Some))?,
+            priority: change_of(self.priority, Priority::None, |raw| priority_of(&raw))?,
+            labels: change_of(self.labels, Labels::none(), |raw| labels_of(&raw))?,
+        })
+    }
+}
+
+/// Body of `PATCH /api/tasks/{id}`: a JSON Merge Patch (RFC 7396) of the
+/// client fields. A member left out keeps its field; `null` clears it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = TaskPatchInput)]
+pub struct TaskPatchRequest {
+    #[serde(default)]
+    #[schema(schema_with = crate::openapi::schemas::title)]
+    title: Member<String>,
+    #[serde(default)]
+    #[schema(schema_with = crate::openapi::schemas::description)]
+    description: Member<String>,
+    /// `true` or `false`; `null` is refused (422).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = bool)]
+    completed: Option<bool>,
+    #[serde(default)]
+    #[schema(schema_with = crate::openapi::schemas::due_at_input)]
+    due_at: Member<String>,
+    #[serde(default)]
+    #[schema(schema_with = crate::openapi::schemas::priority_input)]
+    priority: Member<String>,
+    #[serde(default)]
+    #[schema(schema_with = crate::openapi::schemas::labels_input)]
+    labels: Member<Vec<String>>,
+}
+
+impl TaskPatchRequest {
+    /// The change the patch asks for. A title cannot be cleared: `null`
+    /// breaks the rule that a title is never empty.
+    ///
+    /// # Errors
+    /// The first field that breaks its rule, in the order of the fields.
+    pub fn into_patch(self) -> Result<TaskPatch, DomainError> {
+        let title = match self.title {
+            Member::Absent => None,
+            Member::Null => return Err(TaskTitleError::Empty.into()),
+            Member::Value(raw) => Some(TaskTitle::parse(&raw)?),
+        };
+        let description = change_of(self.description, None, |raw| {
+            TaskDescription::parse(Some(&raw)).map_err(DomainError::from)
+        })?;
+        Ok(TaskPatch {
+            title,
+            description,
+            completed: self.completed,
+            due_at: change_of(self.due_at, None, |raw| due_at_of(&raw).map(Some))?,
+            priority: change_of(self.priority, Priority::None, |raw| priority_of(&raw))?,
+            labels: change_of(self.labels, Labels::none(), |raw| labels_of(&raw))?,
         })
     }
 }
@@ -124,6 +320,19 @@ pub struct TaskResponse {
     #[schema(required = true)]
     description: Option<String>,
     completed: bool,
+    /// When the change that made the task done happened (its creation, for
+    /// a task created done); `null` exactly while `completed` is false.
+    #[serde(serialize_with = "serialize_optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    completed_at: Option<Timestamp>,
+    /// When the task is due, in UTC; `null` when it has no due date.
+    #[serde(serialize_with = "serialize_optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    due_at: Option<Timestamp>,
+    #[schema(schema_with = crate::openapi::schemas::priority_output)]
+    priority: &'static str,
+    /// Trimmed, no two equal but for case, in the order first sent.
+    labels: Vec<String>,
     #[serde(serialize_with = "serialize_timestamp")]
     #[schema(value_type = String, format = DateTime, example = "2026-02-06T10:15:30.123456Z")]
     created_at: Timestamp,
@@ -139,10 +348,22 @@ impl From<Task> for TaskResponse {
             title: task.title.into_string(),
             description: task.description.map(TaskDescription::into_string),
             completed: task.completed,
+            completed_at: task.completed_at,
+            due_at: task.due_at,
+            priority: task.priority.as_str(),
+            labels: task.labels.names().map(str::to_owned).collect(),
             created_at: task.created_at,
             updated_at: task.updated_at,
         }
     }
+}
+
+/// The answer to `DELETE /api/tasks?completed=true`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Deleted)]
+pub struct DeletedResponse {
+    /// How many tasks were deleted.
+    pub deleted: u64,
 }
 
 /// A user's profile: no password hash.

@@ -87,6 +87,19 @@ pub enum ApiError {
     /// The client did not finish sending the body in time.
     #[error("request body timed out")]
     RequestTimeout,
+    /// A query parameter of a list is unknown, repeated or has a bad value.
+    #[error("invalid query: {detail}")]
+    InvalidQuery {
+        /// Names the parameter, never its value.
+        detail: Cow<'static, str>,
+    },
+    /// A list cursor that is not one of ours, or not for this caller and
+    /// this query.
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// An `Idempotency-Key` header that breaks the key's rules.
+    #[error("invalid idempotency key")]
+    InvalidIdempotencyKey,
 }
 
 impl ApiError {
@@ -106,6 +119,21 @@ impl ApiError {
                     "invalid_description",
                     rule.to_string().into(),
                 ),
+                D::InvalidDueAt(rule) => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_due_at",
+                    format!("Due date {rule}").into(),
+                ),
+                D::InvalidPriority(rule) => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_priority",
+                    rule.to_string().into(),
+                ),
+                D::InvalidLabels(rule) => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_labels",
+                    rule.to_string().into(),
+                ),
                 D::InvalidEmail(rule) => (
                     StatusCode::BAD_REQUEST,
                     "invalid_email",
@@ -122,6 +150,26 @@ impl ApiError {
                     "Task not found".into(),
                 ),
                 D::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden".into()),
+                D::PreconditionFailed => (
+                    StatusCode::PRECONDITION_FAILED,
+                    "precondition_failed",
+                    "The task has changed since the version If-Match names".into(),
+                ),
+                D::TaskLimitReached => (
+                    StatusCode::CONFLICT,
+                    "task_limit_reached",
+                    "You have as many tasks as an account may hold".into(),
+                ),
+                D::IdempotencyKeyInUse => (
+                    StatusCode::CONFLICT,
+                    "idempotency_key_in_use",
+                    "A request with this Idempotency-Key is still running; retry later".into(),
+                ),
+                D::IdempotencyKeyReused => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was used for a different request".into(),
+                ),
                 // Only reachable when a verified token names a user that has
                 // since been deleted.
                 D::UserNotFound => (
@@ -224,6 +272,19 @@ impl ApiError {
                 StatusCode::REQUEST_TIMEOUT,
                 "request_timeout",
                 "Request body was not received in time".into(),
+            ),
+            Self::InvalidQuery { detail } => {
+                (StatusCode::BAD_REQUEST, "invalid_query", detail.clone())
+            }
+            Self::InvalidCursor => (
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                "The cursor is not valid for this query".into(),
+            ),
+            Self::InvalidIdempotencyKey => (
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
             ),
         };
         (status, code, detail)

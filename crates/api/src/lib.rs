@@ -7,15 +7,18 @@
 
 pub mod auth;
 pub mod body;
+pub mod conditional;
 pub mod config;
 pub mod connection_watch;
 pub mod dto;
 pub mod error;
+pub mod list_query;
 pub mod metrics;
 pub mod openapi;
 pub mod password;
 pub mod proxies;
 pub mod rate_limit;
+pub mod retry;
 pub mod routes;
 pub mod security_headers;
 pub mod startup;

@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::header::HeaderName;
 use actix_web::http::{KeepAlive, Method, header};
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
-use todo_domain::{AccountService, IdentityService, SystemClock, TaskService};
+use todo_domain::{AccountService, IdentityService, SystemClock, TaskLimits, TaskService};
 use todo_persistence::{
-    Database, DatabaseSettings, SeaIdentityRepository, SeaSignInFailureRepository,
-    SeaTaskRepository, SeaUserRepository,
+    Database, DatabaseSettings, SeaIdempotencyStore, SeaIdentityRepository,
+    SeaSignInFailureRepository, SeaTaskRepository, SeaUserRepository,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -24,12 +25,19 @@ use crate::body::BodyReadTimeout;
 use crate::config::Settings;
 use crate::connection_watch::{track_requests, watch_connections};
 use crate::error::json_error_bodies;
+use crate::list_query::CursorKeys;
 use crate::metrics::{Metrics, MetricsError, bound_method};
 use crate::password::{Argon2PasswordHasher, HashingLimits};
 use crate::rate_limit::{AuthRateLimiter, limit_auth_attempts};
+use crate::retry::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+use crate::routes::tasks::X_TOTAL_COUNT;
 use crate::routes::{auth, docs, fallback, health, metrics, tasks};
 use crate::security_headers::security_headers;
 use crate::telemetry::{REQUEST_ID_HEADER, RequestSpan, echo_request_id};
+
+/// How often expired idempotency keys are deleted. Keys live 24 hours, so
+/// a few minutes more or less only changes how long a dead row stays.
+const KEY_PURGE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +68,7 @@ pub enum StartupError {
 #[derive(Clone)]
 struct AppState {
     tasks: web::Data<TaskService>,
+    cursors: web::Data<CursorKeys>,
     accounts: web::Data<AccountService>,
     keys: web::Data<TokenKeys>,
     authenticator: web::Data<Authenticator>,
@@ -75,6 +84,7 @@ struct AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    tasks: web::Data<TaskService>,
 }
 
 impl Application {
@@ -108,7 +118,14 @@ impl Application {
             clock.clone(),
         ));
         spawn_sign_in_failure_clean_up(&accounts, settings.sign_in_limit.window);
-        let tasks = TaskService::new(Arc::new(SeaTaskRepository::new(db.clone())), clock);
+        let tasks = web::Data::new(TaskService::new(
+            Arc::new(SeaTaskRepository::new(db.clone())),
+            Arc::new(SeaIdempotencyStore::new(db.clone())),
+            clock,
+            TaskLimits {
+                max_tasks_per_user: settings.max_tasks_per_user,
+            },
+        ));
         let keys = Arc::new(TokenKeys::new(
             &settings.jwt_secret,
             settings.jwt_issuer.clone(),
@@ -130,7 +147,8 @@ impl Application {
             metrics.register(collector)?;
         }
         let state = AppState {
-            tasks: web::Data::new(tasks),
+            tasks: tasks.clone(),
+            cursors: web::Data::new(CursorKeys::derive(&settings.jwt_secret)),
             authenticator: web::Data::new(authenticator),
             accounts: web::Data::from(accounts),
             keys: web::Data::from(keys),
@@ -173,6 +191,7 @@ impl Application {
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(track_requests))
                 .app_data(state.tasks.clone())
+                .app_data(state.cursors.clone())
                 .app_data(state.accounts.clone())
                 .app_data(state.keys.clone())
                 .app_data(state.authenticator.clone())
@@ -210,7 +229,11 @@ impl Application {
             .listen(listener)
             .map_err(|source| StartupError::Bind { address, source })?
             .run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            tasks,
+        })
     }
 
     /// The port actually bound (useful with port 0).
@@ -231,7 +254,26 @@ impl Application {
     /// # Errors
     /// An I/O error from the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let purge = tokio::spawn(purge_expired_keys(self.tasks, KEY_PURGE_INTERVAL));
+        let outcome = self.server.await;
+        purge.abort();
+        outcome
+    }
+}
+
+/// Deletes expired idempotency keys every `interval`, for as long as the
+/// server runs, so no job outside the service is needed. A failure (the
+/// database is away) is logged and the next round tries again.
+async fn purge_expired_keys(tasks: web::Data<TaskService>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match tasks.purge_expired_keys().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "expired idempotency keys deleted"),
+            Err(error) => tracing::warn!(%error, "expired idempotency keys could not be deleted"),
+        }
     }
 }
 
@@ -279,7 +321,10 @@ fn routes(config: &mut web::ServiceConfig) {
                 .route(web::get().to(tasks::list_tasks))
                 .route(web::head().to(tasks::list_tasks))
                 .route(web::post().to(tasks::create_task))
-                .default_service(web::to(fallback::method_not_allowed("GET, HEAD, POST"))),
+                .route(web::delete().to(tasks::delete_completed_tasks))
+                .default_service(web::to(fallback::method_not_allowed(
+                    "GET, HEAD, POST, DELETE",
+                ))),
         )
         .service(
             web::resource("/api/tasks/{id}")
@@ -287,9 +332,10 @@ fn routes(config: &mut web::ServiceConfig) {
                 .route(web::get().to(tasks::get_task))
                 .route(web::head().to(tasks::get_task))
                 .route(web::put().to(tasks::replace_task))
+                .route(web::patch().to(tasks::patch_task))
                 .route(web::delete().to(tasks::delete_task))
                 .default_service(web::to(fallback::method_not_allowed(
-                    "GET, HEAD, PUT, DELETE",
+                    "GET, HEAD, PUT, PATCH, DELETE",
                 ))),
         )
         .service(
@@ -319,11 +365,20 @@ fn cors(allowed_origins: &[String]) -> Cors {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             REQUEST_ID_HEADER,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            IDEMPOTENCY_KEY,
+            HeaderName::from_static("last-event-id"),
         ])
         .expose_headers([
             header::LOCATION,
             header::WWW_AUTHENTICATE,
             REQUEST_ID_HEADER,
+            header::ETAG,
+            header::LINK,
+            header::RETRY_AFTER,
+            X_TOTAL_COUNT,
+            IDEMPOTENT_REPLAYED,
         ])
         .block_on_origin_mismatch(false)
         .max_age(3600);

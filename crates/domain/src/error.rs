@@ -1,4 +1,7 @@
-use crate::{EmailError, PasswordError, TaskDescriptionError, TaskTitleError};
+use crate::{
+    EmailError, InstantError, LabelsError, PasswordError, PriorityError, TaskDescriptionError,
+    TaskTitleError,
+};
 
 /// Everything a domain operation can fail with. Adapters translate their own
 /// failures into these variants; the HTTP layer maps each one to a status and
@@ -11,6 +14,15 @@ pub enum DomainError {
     /// A description broke a rule.
     #[error(transparent)]
     InvalidDescription(#[from] TaskDescriptionError),
+    /// A due date is not an instant a client may write.
+    #[error("invalid due date")]
+    InvalidDueAt(#[source] InstantError),
+    /// A priority is not one of the four words.
+    #[error(transparent)]
+    InvalidPriority(#[from] PriorityError),
+    /// Labels broke a rule.
+    #[error(transparent)]
+    InvalidLabels(#[from] LabelsError),
     /// An email address broke a rule.
     #[error(transparent)]
     InvalidEmail(#[from] EmailError),
@@ -23,6 +35,19 @@ pub enum DomainError {
     /// The task exists but belongs to someone else.
     #[error("task belongs to another user")]
     Forbidden,
+    /// The task exists and is the caller's, but its version is not one the
+    /// request's `If-Match` names; nothing was written.
+    #[error("the task changed since the version the request names")]
+    PreconditionFailed,
+    /// The caller owns as many tasks as a user may.
+    #[error("task limit reached")]
+    TaskLimitReached,
+    /// A request with this idempotency key is still running.
+    #[error("idempotency key in use")]
+    IdempotencyKeyInUse,
+    /// This idempotency key was used for a different request.
+    #[error("idempotency key reused for another request")]
+    IdempotencyKeyReused,
     /// No user has this id.
     #[error("user not found")]
     UserNotFound,

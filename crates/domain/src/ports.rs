@@ -5,28 +5,48 @@
 use async_trait::async_trait;
 
 use crate::{
-    CompletionChange, DomainError, Email, ExternalIdentity, NewExternalUser, NewUser, Password,
-    PasswordHash, Provisioned, Task, TaskChanges, TaskId, Timestamp, User, UserCredentials, UserId,
+    Claim, ClaimOutcome, CompletionChange, DomainError, Email, ExternalIdentity, IdempotencyKey,
+    NewExternalUser, NewUser, Password, PasswordHash, Precondition, Provisioned, Receipt,
+    RequestFingerprint, Task, TaskId, TaskPage, TaskPatch, TaskQuery, Timestamp, User,
+    UserCredentials, UserId,
 };
 use crate::{SignInKey, SignInLimit};
 
 /// Storage of tasks. Every method that touches one task takes the caller's
 /// id and filters by owner inside the statement itself, so a task of another
-/// user is indistinguishable from a missing one at this level.
+/// user is indistinguishable from a missing one at this level. Every write
+/// that takes a [`Precondition`] checks it in the statement that writes.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait TaskRepository: Send + Sync {
-    /// Stores a new task.
+    /// Stores a new task, unless its owner already has `max_tasks` tasks:
+    /// the count is checked and the task stored atomically, so racing
+    /// creates never leave more. With a receipt, the answer is recorded in
+    /// the same transaction.
     ///
     /// # Errors
-    /// `Unavailable` when storage cannot be reached; `Unexpected` otherwise.
-    async fn insert(&self, task: &Task) -> Result<(), DomainError>;
+    /// `TaskLimitReached`; `IdempotencyKeyInUse` when the receipt's claim
+    /// was taken over; `Unavailable` or `Unexpected`. Nothing is stored on
+    /// any error.
+    async fn insert(
+        &self,
+        task: &Task,
+        max_tasks: u32,
+        receipt: Option<Receipt>,
+    ) -> Result<(), DomainError>;
 
-    /// All tasks of `owner`, newest first (`created_at` desc, then `id` desc).
+    /// The tasks of `owner` that pass the query's filter, in its order, one
+    /// page of them when it asks for a page; with how many pass in all.
+    /// `now` decides which tasks are overdue.
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    async fn list_by_owner(&self, owner: UserId) -> Result<Vec<Task>, DomainError>;
+    async fn list_by_owner(
+        &self,
+        owner: UserId,
+        query: &TaskQuery,
+        now: Timestamp,
+    ) -> Result<TaskPage, DomainError>;
 
     /// The task with this id if `owner` owns it.
     ///
@@ -34,39 +54,57 @@ pub trait TaskRepository: Send + Sync {
     /// `Unavailable` or `Unexpected`.
     async fn find_owned(&self, id: TaskId, owner: UserId) -> Result<Option<Task>, DomainError>;
 
-    /// Replaces title and description (and `completed` when given) of the
-    /// task if `owner` owns it, in one statement; returns the new state.
-    /// `updated_at` becomes `at`.
+    /// Applies `patch` to the task if `owner` owns it and its version meets
+    /// `precondition`, in one statement; returns the new state. Only when a
+    /// field really changes do `updated_at` (to `at`, never backwards) and
+    /// the version move; `completed_at` follows `completed`.
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    async fn update_owned(
+    async fn patch_owned(
         &self,
         id: TaskId,
         owner: UserId,
-        changes: &TaskChanges,
+        patch: &TaskPatch,
+        precondition: Option<Precondition>,
         at: Timestamp,
     ) -> Result<Option<Task>, DomainError>;
 
     /// Applies a completion change in one atomic statement (a toggle reads
     /// and writes the row under the database's own lock, so concurrent
-    /// toggles never lose one); returns the new state.
+    /// toggles never lose one); returns the new state. With a receipt, the
+    /// answer is recorded in the same transaction.
     ///
     /// # Errors
+    /// `IdempotencyKeyInUse` when the receipt's claim was taken over;
     /// `Unavailable` or `Unexpected`.
     async fn change_completion_owned(
         &self,
         id: TaskId,
         owner: UserId,
         change: CompletionChange,
+        precondition: Option<Precondition>,
         at: Timestamp,
+        receipt: Option<Receipt>,
     ) -> Result<Option<Task>, DomainError>;
 
-    /// Deletes the task if `owner` owns it; `false` when nothing matched.
+    /// Deletes the task if `owner` owns it and its version meets
+    /// `precondition`; `false` when nothing matched.
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    async fn delete_owned(&self, id: TaskId, owner: UserId) -> Result<bool, DomainError>;
+    async fn delete_owned(
+        &self,
+        id: TaskId,
+        owner: UserId,
+        precondition: Option<Precondition>,
+    ) -> Result<bool, DomainError>;
+
+    /// Deletes every completed task of `owner`; returns how many.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn delete_completed(&self, owner: UserId) -> Result<u64, DomainError>;
 
     /// Whether any user has a task with this id. Asked only after an owned
     /// lookup missed, to tell "forbidden" from "not found".
@@ -74,6 +112,40 @@ pub trait TaskRepository: Send + Sync {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     async fn exists(&self, id: TaskId) -> Result<bool, DomainError>;
+}
+
+/// Storage of idempotency keys: per user, kept for
+/// [`crate::IDEMPOTENCY_KEY_TTL`] after their first use.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` of `owner` for a request with this fingerprint, in a
+    /// statement of its own so other requests see the claim at once. A key
+    /// whose time ran out counts as unused, and so does one whose claim was
+    /// left unfinished for longer than [`crate::CLAIM_TIMEOUT`].
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn claim(
+        &self,
+        owner: UserId,
+        key: &IdempotencyKey,
+        fingerprint: &RequestFingerprint,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, DomainError>;
+
+    /// Gives an unfinished claim back, so the key is unused again; does
+    /// nothing if the claim was taken over or finished.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn release(&self, claim: &Claim) -> Result<(), DomainError>;
+
+    /// Forgets every key whose time ran out before `now`; returns how many.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, DomainError>;
 }
 
 /// Storage of user accounts.

@@ -4,32 +4,79 @@ mod identity;
 
 pub use identity::IdentityService;
 
-use crate::ports::{PasswordHasher, SignInFailureRepository, TaskRepository, UserRepository};
+use crate::ports::{
+    IdempotencyStore, PasswordHasher, SignInFailureRepository, TaskRepository, UserRepository,
+};
 use crate::{
-    Clock, CompletionChange, DomainError, Email, NewTask, NewUser, Password, Task, TaskChanges,
-    TaskId, User, UserId,
+    ClaimOutcome, Clock, CompletionChange, DomainError, Email, IdempotentRequest, NewTask, NewUser,
+    Password, Precondition, Receipt, RecordedResponse, Task, TaskId, TaskPage, TaskPatch,
+    TaskQuery, TaskVersion, User, UserId,
 };
 use crate::{SignInKey, SignInLimit};
+
+/// The limits a task service enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskLimits {
+    /// The most tasks one user may own.
+    pub max_tasks_per_user: u32,
+}
+
+impl Default for TaskLimits {
+    fn default() -> Self {
+        Self {
+            max_tasks_per_user: 10_000,
+        }
+    }
+}
+
+/// What a retry-safe operation produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<T> {
+    /// The work was done now.
+    Done(T),
+    /// The same request had succeeded before; this is its recorded answer,
+    /// and nothing was done now.
+    Replayed(RecordedResponse),
+}
 
 /// Task use cases. Every method takes the caller's id: there is no way to
 /// reach a task without naming whose it must be.
 pub struct TaskService {
     tasks: Arc<dyn TaskRepository>,
+    keys: Arc<dyn IdempotencyStore>,
     clock: Arc<dyn Clock>,
+    limits: TaskLimits,
 }
 
 impl TaskService {
-    /// Builds the service over a repository and a clock.
+    /// Builds the service over its ports.
     #[must_use]
-    pub fn new(tasks: Arc<dyn TaskRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { tasks, clock }
+    pub fn new(
+        tasks: Arc<dyn TaskRepository>,
+        keys: Arc<dyn IdempotencyStore>,
+        clock: Arc<dyn Clock>,
+        limits: TaskLimits,
+    ) -> Self {
+        Self {
+            tasks,
+            keys,
+            clock,
+            limits,
+        }
     }
 
-    /// Creates a task owned by `owner`.
+    /// Creates a task owned by `owner`. `completed_at` of a task created
+    /// done is its creation time.
     ///
     /// # Errors
-    /// `Unavailable` or `Unexpected` from storage.
-    pub async fn create(&self, owner: UserId, new: NewTask) -> Result<Task, DomainError> {
+    /// `TaskLimitReached`; `IdempotencyKeyInUse` or `IdempotencyKeyReused`
+    /// for a retry-safe request; `Unavailable` or `Unexpected` from storage.
+    pub async fn create(
+        &self,
+        owner: UserId,
+        new: NewTask,
+        retry: Option<IdempotentRequest>,
+    ) -> Result<Outcome<Task>, DomainError> {
         let now = self.clock.now();
         let task = Task {
             id: TaskId::generate(),
@@ -37,19 +84,30 @@ impl TaskService {
             title: new.title,
             description: new.description,
             completed: new.completed,
+            completed_at: new.completed.then_some(now),
+            due_at: new.due_at,
+            priority: new.priority,
+            labels: new.labels,
             created_at: now,
             updated_at: now,
+            version: TaskVersion::FIRST,
         };
-        self.tasks.insert(&task).await?;
-        Ok(task)
+        let max_tasks = self.limits.max_tasks_per_user;
+        self.retry_safely(owner, retry, |receipt| async move {
+            self.tasks.insert(&task, max_tasks, receipt).await?;
+            Ok(task)
+        })
+        .await
     }
 
-    /// The caller's tasks, newest first.
+    /// The caller's tasks that pass the query, in its order.
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected` from storage.
-    pub async fn list(&self, owner: UserId) -> Result<Vec<Task>, DomainError> {
-        self.tasks.list_by_owner(owner).await
+    pub async fn list(&self, owner: UserId, query: &TaskQuery) -> Result<TaskPage, DomainError> {
+        self.tasks
+            .list_by_owner(owner, query, self.clock.now())
+            .await
     }
 
     /// One of the caller's tasks.
@@ -63,55 +121,155 @@ impl TaskService {
         }
     }
 
-    /// Replaces a task's title and description (and state, when given).
+    /// Changes the fields `patch` names (a `PUT` names at least title and
+    /// description).
     ///
     /// # Errors
-    /// `TaskNotFound`, `Forbidden`, or a storage failure.
+    /// `TaskNotFound`, `Forbidden`, `PreconditionFailed`, or a storage
+    /// failure.
     pub async fn update(
         &self,
         owner: UserId,
         id: TaskId,
-        changes: TaskChanges,
+        patch: TaskPatch,
+        precondition: Option<Precondition>,
     ) -> Result<Task, DomainError> {
         let now = self.clock.now();
-        match self.tasks.update_owned(id, owner, &changes, now).await? {
+        let conditional = precondition.is_some();
+        match self
+            .tasks
+            .patch_owned(id, owner, &patch, precondition, now)
+            .await?
+        {
             Some(task) => Ok(task),
-            None => Err(self.explain_miss(id).await),
+            None => Err(self.explain_conditional_miss(id, owner, conditional).await),
         }
     }
 
     /// Flips or sets a task's completion.
     ///
     /// # Errors
-    /// `TaskNotFound`, `Forbidden`, or a storage failure.
+    /// `TaskNotFound`, `Forbidden`, `PreconditionFailed`;
+    /// `IdempotencyKeyInUse` or `IdempotencyKeyReused` for a retry-safe
+    /// request; or a storage failure.
     pub async fn change_completion(
         &self,
         owner: UserId,
         id: TaskId,
         change: CompletionChange,
-    ) -> Result<Task, DomainError> {
+        precondition: Option<Precondition>,
+        retry: Option<IdempotentRequest>,
+    ) -> Result<Outcome<Task>, DomainError> {
         let now = self.clock.now();
-        match self
-            .tasks
-            .change_completion_owned(id, owner, change, now)
-            .await?
-        {
-            Some(task) => Ok(task),
-            None => Err(self.explain_miss(id).await),
-        }
+        let conditional = precondition.is_some();
+        self.retry_safely(owner, retry, |receipt| async move {
+            match self
+                .tasks
+                .change_completion_owned(id, owner, change, precondition, now, receipt)
+                .await?
+            {
+                Some(task) => Ok(task),
+                None => Err(self.explain_conditional_miss(id, owner, conditional).await),
+            }
+        })
+        .await
     }
 
     /// Deletes one of the caller's tasks.
     ///
     /// # Errors
-    /// `TaskNotFound` (also for a second delete), `Forbidden`, or a storage
-    /// failure.
-    pub async fn delete(&self, owner: UserId, id: TaskId) -> Result<(), DomainError> {
-        if self.tasks.delete_owned(id, owner).await? {
+    /// `TaskNotFound` (also for a second delete), `Forbidden`,
+    /// `PreconditionFailed`, or a storage failure.
+    pub async fn delete(
+        &self,
+        owner: UserId,
+        id: TaskId,
+        precondition: Option<Precondition>,
+    ) -> Result<(), DomainError> {
+        let conditional = precondition.is_some();
+        if self.tasks.delete_owned(id, owner, precondition).await? {
             Ok(())
         } else {
-            Err(self.explain_miss(id).await)
+            Err(self.explain_conditional_miss(id, owner, conditional).await)
         }
+    }
+
+    /// Deletes every completed task of the caller; returns how many.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected` from storage.
+    pub async fn delete_completed(&self, owner: UserId) -> Result<u64, DomainError> {
+        self.tasks.delete_completed(owner).await
+    }
+
+    /// Forgets idempotency keys whose time ran out; returns how many.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected` from storage.
+    pub async fn purge_expired_keys(&self) -> Result<u64, DomainError> {
+        self.keys.purge_expired(self.clock.now()).await
+    }
+
+    /// Runs `work` once for a plain request. For a retry-safe one, claims
+    /// the key first (answering a replay, or refusing, without running
+    /// `work`), hands `work` the receipt that records its answer, and gives
+    /// the claim back if `work` fails, so only a success keeps the key.
+    async fn retry_safely<W, F>(
+        &self,
+        owner: UserId,
+        retry: Option<IdempotentRequest>,
+        work: W,
+    ) -> Result<Outcome<Task>, DomainError>
+    where
+        W: FnOnce(Option<Receipt>) -> F,
+        F: Future<Output = Result<Task, DomainError>>,
+    {
+        let Some(retry) = retry else {
+            return work(None).await.map(Outcome::Done);
+        };
+        let claim = match self
+            .keys
+            .claim(owner, &retry.key, &retry.fingerprint, self.clock.now())
+            .await?
+        {
+            ClaimOutcome::Claimed(claim) => claim,
+            ClaimOutcome::Replay(response) => return Ok(Outcome::Replayed(response)),
+            ClaimOutcome::InUse => return Err(DomainError::IdempotencyKeyInUse),
+            ClaimOutcome::Reused => return Err(DomainError::IdempotencyKeyReused),
+        };
+        let receipt = Receipt {
+            claim: claim.clone(),
+            recorder: retry.recorder,
+        };
+        match work(Some(receipt)).await {
+            Ok(task) => Ok(Outcome::Done(task)),
+            Err(error) => {
+                // The request fails with `error` either way. A claim that
+                // cannot be given back now (storage is down) is taken over
+                // once it times out, so the key is never lost for good.
+                let _ = self.keys.release(&claim).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// A conditional write missed: the task is the caller's with another
+    /// version (412), or it is someone else's or nobody's. A plain write
+    /// that missed skips the first question.
+    async fn explain_conditional_miss(
+        &self,
+        id: TaskId,
+        owner: UserId,
+        conditional: bool,
+    ) -> DomainError {
+        if conditional {
+            match self.tasks.find_owned(id, owner).await {
+                Ok(Some(_)) => return DomainError::PreconditionFailed,
+                Ok(None) => {}
+                Err(error) => return error,
+            }
+        }
+        self.explain_miss(id).await
     }
 
     /// The ownership rule: an owned lookup missed, so the task is either

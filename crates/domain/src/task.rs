@@ -1,4 +1,4 @@
-use crate::{TaskId, Timestamp, UserId};
+use crate::{Labels, Priority, TaskId, Timestamp, UserId};
 
 /// The longest title, in Unicode scalar values, after trimming.
 pub const TITLE_MAX_CHARS: usize = 500;
@@ -151,6 +151,29 @@ impl TaskDescription {
     }
 }
 
+/// How many times a task has been written: 1 when created, one more with
+/// every change. The `ETag` of a task is made from it, and conditional
+/// writes compare it inside the statement that writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskVersion(u64);
+
+impl TaskVersion {
+    /// The version of a task just created.
+    pub const FIRST: TaskVersion = TaskVersion(1);
+
+    /// A version as stored or as read back from an `ETag`.
+    #[must_use]
+    pub fn new(version: u64) -> Self {
+        Self(version)
+    }
+
+    /// The number.
+    #[must_use]
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
 /// A task as stored. The owner is fixed when the task is created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
@@ -164,10 +187,21 @@ pub struct Task {
     pub description: Option<TaskDescription>,
     /// Whether the task is done.
     pub completed: bool,
+    /// When the change that made it done happened; `None` exactly while
+    /// `completed` is false.
+    pub completed_at: Option<Timestamp>,
+    /// When the task is due, if ever.
+    pub due_at: Option<Timestamp>,
+    /// How urgent it is.
+    pub priority: Priority,
+    /// Its labels, in the order given.
+    pub labels: Labels,
     /// When the task was created; never changes.
     pub created_at: Timestamp,
     /// When the task last changed; never before `created_at`.
     pub updated_at: Timestamp,
+    /// How many times it was written.
+    pub version: TaskVersion,
 }
 
 /// What a client gives to create a task.
@@ -179,17 +213,71 @@ pub struct NewTask {
     pub description: Option<TaskDescription>,
     /// The initial state; clients that omit it get `false`.
     pub completed: bool,
+    /// The due date, if any.
+    pub due_at: Option<Timestamp>,
+    /// The priority; clients that omit it get [`Priority::None`].
+    pub priority: Priority,
+    /// The labels; clients that omit them get none.
+    pub labels: Labels,
 }
 
-/// A full replacement of a task's text, and optionally its state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskChanges {
-    /// The new title.
-    pub title: TaskTitle,
-    /// The new description; `None` clears it.
-    pub description: Option<TaskDescription>,
-    /// The new state, or `None` to keep the current one.
+/// A change to some of a task's fields: `None` leaves a field as it is.
+///
+/// `PATCH` (a JSON Merge Patch) sets only what it names; `PUT` always sets
+/// the title and the description and, like a patch, the other fields only
+/// when sent. A patch that changes nothing, once compared with the stored
+/// values, writes nothing: neither `updated_at` nor the version moves.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TaskPatch {
+    /// A new title.
+    pub title: Option<TaskTitle>,
+    /// A new description; `Some(None)` clears it.
+    pub description: Option<Option<TaskDescription>>,
+    /// A new state.
     pub completed: Option<bool>,
+    /// A new due date; `Some(None)` clears it.
+    pub due_at: Option<Option<Timestamp>>,
+    /// A new priority.
+    pub priority: Option<Priority>,
+    /// New labels, replacing the old ones.
+    pub labels: Option<Labels>,
+}
+
+impl TaskPatch {
+    /// Whether the patch names no field at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// An `If-Match` condition: the write happens only if the task's current
+/// version is one of these. An empty list matches no version. (`If-Match:
+/// *` asks only that the task exist, which every write asks anyway, so it
+/// is no condition at all.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Precondition {
+    versions: Vec<TaskVersion>,
+}
+
+impl Precondition {
+    /// A condition met by any of `versions`.
+    #[must_use]
+    pub fn any_of(versions: Vec<TaskVersion>) -> Self {
+        Self { versions }
+    }
+
+    /// The versions that meet it.
+    #[must_use]
+    pub fn versions(&self) -> &[TaskVersion] {
+        &self.versions
+    }
+
+    /// Whether `version` meets it.
+    #[must_use]
+    pub fn is_met_by(&self, version: TaskVersion) -> bool {
+        self.versions.contains(&version)
+    }
 }
 
 /// How a completion request changes a task.

@@ -9,6 +9,9 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr,
     Statement,
 };
+use todo_domain::DomainError;
+
+use crate::errors::domain_error;
 
 /// How much longer than the statement timeout the client waits before it
 /// gives up on its own. A server that is alive cancels the statement at the
@@ -74,6 +77,19 @@ impl Database {
         match tokio::time::timeout(self.deadline, work).await {
             Ok(outcome) => outcome,
             Err(_) => Err(E::from(deadline_passed(self.deadline))),
+        }
+    }
+
+    /// As [`Database::bounded`], for work that already answers in the
+    /// domain's terms: a whole transaction, whose statements run on the
+    /// transaction rather than through this handle.
+    pub(crate) async fn bounded_domain<T>(
+        &self,
+        work: impl Future<Output = Result<T, DomainError>>,
+    ) -> Result<T, DomainError> {
+        match tokio::time::timeout(self.deadline, work).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(domain_error(deadline_passed(self.deadline))),
         }
     }
 }

@@ -1,8 +1,7 @@
 //! The storage adapters of todo-api: SeaORM implementations of the domain's
-//! `TaskRepository`, `UserRepository`, `IdentityRepository` and
-//! `SignInFailureRepository` ports, on
-//! PostgreSQL and SQLite, and the code that opens, migrates and probes the
-//! database.
+//! `TaskRepository`, `IdempotencyStore`, `UserRepository`,
+//! `IdentityRepository` and `SignInFailureRepository` ports, on PostgreSQL
+//! and SQLite, and the code that opens, migrates and probes the database.
 //!
 //! This crate depends on `todo-domain` and on the `migration` schema, never
 //! on the HTTP layer. Nothing SeaORM-shaped leaves it except the
@@ -17,6 +16,7 @@ mod database;
 mod diagnosis;
 mod entities;
 mod errors;
+mod idempotency_store;
 mod identity_repository;
 mod pool;
 mod sign_in_failure_repository;
@@ -31,6 +31,7 @@ pub use connection::{
     Backend, ConnectError, DatabaseSettings, backend_of, connect, is_ready, migrate,
 };
 pub use database::Database;
+pub use idempotency_store::SeaIdempotencyStore;
 pub use identity_repository::SeaIdentityRepository;
 pub use pool::{PoolUsage, pool_usage};
 /// SeaORM's own connection pool, which [`Database`] wraps.

@@ -1,28 +1,55 @@
 use async_trait::async_trait;
 use sea_orm::prelude::Uuid;
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::extension::postgres::PgExpr;
+use sea_orm::sea_query::{
+    Alias, Asterisk, Expr, ExprTrait, Func, LikeExpr, NullOrdering, OnConflict, Order, Query,
+    SelectStatement, UnionType,
+};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, UpdateMany,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait, UpdateMany,
     Value,
 };
 use todo_domain::ports::TaskRepository;
-use todo_domain::{CompletionChange, DomainError, Task, TaskChanges, TaskId, Timestamp, UserId};
+use todo_domain::{
+    CompletionChange, DomainError, Labels, PageRequest, Precondition, Receipt, SortField, SortKey,
+    SortOrder, Task, TaskFilter, TaskId, TaskPage, TaskPatch, TaskPosition, TaskQuery, TaskSort,
+    Timestamp, UserId,
+};
 
-use crate::entities::tasks;
+use crate::conversions::{stored_headers, stored_labels};
+use crate::entities::{idempotency_keys, task_labels, tasks, user_task_counts};
 use crate::errors::{domain_error, unbuildable};
-use crate::timestamps::timestamp_value;
+use crate::timestamps::{optional_timestamp_value, timestamp_value};
 use crate::{Backend, Database, backend_of};
 
-/// Tasks in the `tasks` table, on PostgreSQL or SQLite.
+/// Tasks in the `tasks` table, their labels in `task_labels`, and each
+/// user's task count in `users.task_count`, on PostgreSQL or SQLite.
 ///
 /// Every statement that touches one task names its owner in the `WHERE`
-/// clause, and every change is a single `UPDATE … RETURNING`, so no two
+/// clause, and every change to a task is a single `UPDATE … RETURNING`
+/// that decides, under the row lock, whether anything changed, so no two
 /// requests can interleave between a read and a write.
 #[derive(Debug, Clone)]
 pub struct SeaTaskRepository {
     db: Database,
     backend: Backend,
 }
+
+/// A list page was asked to start after a position in another order: the
+/// HTTP layer binds a cursor to its sort, so only a bug gets here.
+#[derive(Debug, thiserror::Error)]
+#[error("a page cursor of one sort field was used with another")]
+struct CursorOfAnotherSort;
+
+/// A recorded status that the `smallint` column cannot hold.
+#[derive(Debug, thiserror::Error)]
+#[error("a recorded response status is out of range")]
+struct UnstorableStatus;
+
+/// The escape character of every `LIKE` pattern built here: PostgreSQL's
+/// default one.
+const LIKE_ESCAPE: char = '\\';
 
 impl SeaTaskRepository {
     /// Wraps a pool opened by [`crate::connect`].
@@ -40,16 +67,258 @@ impl SeaTaskRepository {
         timestamp_value(self.backend, at)
     }
 
-    /// An update of the task `id` if `owner` owns it, that also advances
-    /// `updated_at` to `at`, but never backwards: two writers whose clocks
-    /// (or requests) race must not leave the older instant behind. Starting
-    /// from `created_at` and only ever growing, `updated_at` also never
-    /// falls before `created_at`.
-    fn owned_update(&self, id: TaskId, owner: UserId, at: Timestamp) -> UpdateMany<tasks::Entity> {
-        self.owned_update_stamped(id, owner, self.later_updated_at(at))
+    fn optional_timestamp(&self, at: Option<Timestamp>) -> Value {
+        optional_timestamp_value(self.backend, at)
     }
 
-    /// `updated_at` advanced to `at`, or kept where it is if already later.
+    /// The statements a list query may send, in order: the page and the
+    /// count (which a first page holding every match does without), or
+    /// the whole list alone. For plan tests.
+    #[cfg(feature = "test-support")]
+    #[doc(hidden)]
+    pub fn list_statements(
+        &self,
+        owner: UserId,
+        query: &TaskQuery,
+        now: Timestamp,
+    ) -> Result<Vec<Statement>, DomainError> {
+        let filter = self.filter_condition(owner, &query.filter, now);
+        let backend = self.db.get_database_backend();
+        Ok(match &query.page {
+            None => vec![backend.build(&whole_list(filter, query.sort))],
+            Some(page) => vec![
+                backend.build(&self.page_query(filter.clone(), query.sort, page)?),
+                backend.build(&count_select(filter).into_query()),
+            ],
+        })
+    }
+
+    // --- the list -----------------------------------------------------------
+
+    /// The query's filter as one condition, owner included.
+    fn filter_condition(&self, owner: UserId, filter: &TaskFilter, now: Timestamp) -> Condition {
+        let mut all = Condition::all().add(tasks::Column::UserId.eq(owner.as_uuid()));
+        if let Some(completed) = filter.completed {
+            all = all.add(tasks::Column::Completed.eq(completed));
+        }
+        if !filter.priorities.is_empty() {
+            all =
+                all.add(tasks::Column::Priority.is_in(filter.priorities.iter().map(|p| p.rank())));
+        }
+        // Each label is a lookup in the user's part of the
+        // `(user_id, key, task_id)` index; a task must carry all of them.
+        for label in filter.labels.as_slice() {
+            all = all.add(tasks::Column::Id.in_subquery(labelled_tasks(
+                owner,
+                task_labels::Column::Key.eq(label.key()),
+            )));
+        }
+        if let Some(before) = filter.due_before {
+            all = all.add(tasks::Column::DueAt.lt(self.timestamp(before)));
+        }
+        if let Some(after) = filter.due_after {
+            all = all.add(tasks::Column::DueAt.gte(self.timestamp(after)));
+        }
+        match filter.overdue {
+            Some(true) => {
+                all = all
+                    .add(tasks::Column::Completed.eq(false))
+                    .add(tasks::Column::DueAt.lt(self.timestamp(now)));
+            }
+            // Spelled out rather than negated: `NOT (… due_at < now)` is
+            // NULL, not true, for a task without a due date.
+            Some(false) => {
+                all = all.add(
+                    Condition::any()
+                        .add(tasks::Column::Completed.eq(true))
+                        .add(tasks::Column::DueAt.is_null())
+                        .add(tasks::Column::DueAt.gte(self.timestamp(now))),
+                );
+            }
+            None => {}
+        }
+        if let Some(text) = &filter.search {
+            let pattern = contains_pattern(text.as_str());
+            // Keys are stored lower-cased by the domain's own rule, so the
+            // text is lowered the same way to meet them beyond ASCII too.
+            let key_pattern = contains_pattern(&text.as_str().to_lowercase());
+            all = all.add(
+                Condition::any()
+                    .add(self.like_ignoring_case(
+                        Expr::col((tasks::Entity, tasks::Column::Title)),
+                        &pattern,
+                    ))
+                    .add(self.like_ignoring_case(
+                        Expr::col((tasks::Entity, tasks::Column::Description)),
+                        &pattern,
+                    ))
+                    .add(tasks::Column::Id.in_subquery(labelled_tasks(
+                        owner,
+                        self.like_ignoring_case(
+                            Expr::col((task_labels::Entity, task_labels::Column::Key)),
+                            &key_pattern,
+                        ),
+                    ))),
+            );
+        }
+        all
+    }
+
+    /// `expr` matches the `LIKE` pattern without regard to ASCII case:
+    /// PostgreSQL's `LIKE` heeds case and `ILIKE` does not; SQLite's `LIKE`
+    /// ignores the case of ASCII letters and has no `ILIKE`.
+    ///
+    /// SQLite has no escape character unless one is named. PostgreSQL's is
+    /// the backslash already, and is left unnamed there because sea-query
+    /// writes `ILIKE … ESCAPE` in a form PostgreSQL cannot parse.
+    fn like_ignoring_case(&self, expr: Expr, pattern: &str) -> Expr {
+        match self.backend {
+            Backend::Postgres => expr.ilike(LikeExpr::new(pattern)),
+            Backend::Sqlite => expr.like(LikeExpr::new(pattern).escape(LIKE_ESCAPE)),
+        }
+    }
+
+    /// One page: `limit + 1` rows after the cursor, the extra one telling
+    /// whether another page follows.
+    fn page_query(
+        &self,
+        filter: Condition,
+        sort: TaskSort,
+        page: &PageRequest,
+    ) -> Result<SelectStatement, DomainError> {
+        let fetch = u64::from(page.limit.get()) + 1;
+        let order = order_of(sort.order);
+        if let Some(after) = &page.after
+            && after.key.field() != sort.field
+        {
+            return Err(DomainError::Unexpected(Box::new(CursorOfAnotherSort)));
+        }
+        if sort.field == SortField::DueAt {
+            return Ok(self.due_page_query(filter, sort.order, page.after.as_ref(), fetch));
+        }
+        let mut select = tasks::Entity::find().filter(filter);
+        if let Some(after) = &page.after {
+            select = select.filter(self.after_position(sort_expr(sort.field), after, sort.order));
+        }
+        Ok(select
+            .order_by(sort_expr(sort.field), order.clone())
+            .order_by(tasks::Column::Id, order)
+            .limit(fetch)
+            .into_query())
+    }
+
+    /// A page in due date order, tasks without one last in both orders.
+    ///
+    /// No single index order puts NULLs last both ways (PostgreSQL sorts
+    /// them last ascending, SQLite first), so the dated and the undated
+    /// tasks are read as two range scans of the due-date index, each with
+    /// its own LIMIT, joined by `UNION ALL`: one statement whose cost does
+    /// not depend on where the page lies, and only the rows fetched are
+    /// merged (PostgreSQL stops reading the undated range once the dated
+    /// one has filled the page).
+    fn due_page_query(
+        &self,
+        filter: Condition,
+        order: SortOrder,
+        after: Option<&TaskPosition>,
+        fetch: u64,
+    ) -> SelectStatement {
+        let direction = order_of(order);
+        let undated = |after_id: Option<TaskId>| {
+            let mut select = tasks::Entity::find()
+                .filter(filter.clone())
+                .filter(tasks::Column::DueAt.is_null());
+            if let Some(id) = after_id {
+                select = select.filter(beyond(
+                    Expr::col((tasks::Entity, tasks::Column::Id)),
+                    Expr::val(id.as_uuid()),
+                    order,
+                ));
+            }
+            // Ordered by the due date too, though it is NULL throughout:
+            // PostgreSQL takes only the index's own column order as given.
+            select
+                .order_by(tasks::Column::DueAt, direction.clone())
+                .order_by(tasks::Column::Id, direction.clone())
+                .limit(fetch)
+                .into_query()
+        };
+        let after_due = match after {
+            // The cursor is among the undated tasks: no dated one follows.
+            Some(TaskPosition {
+                key: SortKey::DueAt(None),
+                id,
+            }) => return undated(Some(*id)),
+            Some(position) => Some(position),
+            None => None,
+        };
+        let mut dated = tasks::Entity::find()
+            .filter(filter.clone())
+            .filter(tasks::Column::DueAt.is_not_null());
+        if let Some(position) = after_due {
+            dated = dated.filter(self.after_position(
+                Expr::col((tasks::Entity, tasks::Column::DueAt)),
+                position,
+                order,
+            ));
+        }
+        let dated = dated
+            .order_by(tasks::Column::DueAt, direction.clone())
+            .order_by(tasks::Column::Id, direction.clone())
+            .limit(fetch)
+            .into_query();
+        let both = Query::select()
+            .column(Asterisk)
+            .from_subquery(dated, Alias::new("dated"))
+            .union(
+                UnionType::All,
+                Query::select()
+                    .column(Asterisk)
+                    .from_subquery(undated(None), Alias::new("undated"))
+                    .to_owned(),
+            )
+            .to_owned();
+        Query::select()
+            .column(Asterisk)
+            .from_subquery(both, Alias::new("page"))
+            .order_by_with_nulls(tasks::Column::DueAt, direction.clone(), NullOrdering::Last)
+            .order_by(tasks::Column::Id, direction)
+            .limit(fetch)
+            .to_owned()
+    }
+
+    /// `(sort value, id)` lies strictly beyond `after` in `order`: a row
+    /// value comparison, which both engines answer from the index. SQLite
+    /// does so only for plain columns, not for `lower(title)`, so the sort
+    /// value's own bound is stated too: it gives the range on every index.
+    fn after_position(&self, sort: Expr, after: &TaskPosition, order: SortOrder) -> Expr {
+        let key = match &after.key {
+            SortKey::CreatedAt(at) | SortKey::UpdatedAt(at) | SortKey::DueAt(Some(at)) => {
+                Expr::val(self.timestamp(*at))
+            }
+            // Only the dated branch compares a due date; an undated cursor
+            // is taken by `due_page_query` before it gets here.
+            SortKey::DueAt(None) => Expr::val(self.optional_timestamp(None)),
+            SortKey::Priority(priority) => Expr::val(priority.rank()),
+            SortKey::Title(title) => Func::lower(Expr::val(title.as_str())).into(),
+        };
+        let bound = match order {
+            SortOrder::Asc => sort.clone().gte(key.clone()),
+            SortOrder::Desc => sort.clone().lte(key.clone()),
+        };
+        bound.and(beyond(
+            Expr::tuple([sort, Expr::col((tasks::Entity, tasks::Column::Id))]),
+            Expr::tuple([key, Expr::val(after.id.as_uuid())]),
+            order,
+        ))
+    }
+
+    // --- writes -------------------------------------------------------------
+
+    /// `updated_at` advanced to `at`, or kept where it is if already later:
+    /// two writers whose clocks (or requests) race must not leave the
+    /// older instant behind. Starting from `created_at` and only ever
+    /// growing, `updated_at` also never falls before `created_at`.
     fn later_updated_at(&self, at: Timestamp) -> Expr {
         let at = self.timestamp(at);
         Expr::case(Expr::col(tasks::Column::UpdatedAt).lt(at.clone()), at)
@@ -57,38 +326,266 @@ impl SeaTaskRepository {
             .into()
     }
 
-    fn owned_update_stamped(
+    /// An update of the task `id` if `owner` owns it and its version meets
+    /// `precondition`. Whether the row really changes is `changed`,
+    /// computed by the database from the stored and the new values: only
+    /// then do the version and `updated_at` move.
+    fn owned_update(
         &self,
         id: TaskId,
         owner: UserId,
-        updated_at: Expr,
+        precondition: Option<&Precondition>,
+        changed: Expr,
+        at: Timestamp,
     ) -> UpdateMany<tasks::Entity> {
-        tasks::Entity::update_many()
-            .col_expr(tasks::Column::UpdatedAt, updated_at)
+        let mut update = tasks::Entity::update_many()
+            .col_expr(
+                tasks::Column::Version,
+                Expr::case(changed.clone(), Expr::col(tasks::Column::Version).add(1))
+                    .finally(Expr::col(tasks::Column::Version))
+                    .into(),
+            )
+            .col_expr(
+                tasks::Column::UpdatedAt,
+                Expr::case(changed, self.later_updated_at(at))
+                    .finally(Expr::col(tasks::Column::UpdatedAt))
+                    .into(),
+            )
             .filter(tasks::Column::Id.eq(id.as_uuid()))
-            .filter(tasks::Column::UserId.eq(owner.as_uuid()))
+            .filter(tasks::Column::UserId.eq(owner.as_uuid()));
+        if let Some(precondition) = precondition {
+            update = update.filter(version_meets(precondition));
+        }
+        update
     }
 
-    async fn run_owned_update(
-        &self,
+    /// `completed_at` once `completed` becomes `value`: the time of this
+    /// change when it turns true, kept while it stays true, NULL when false.
+    fn completed_at_for(&self, value: bool, at: Timestamp) -> Expr {
+        if value {
+            Expr::case(
+                Expr::col(tasks::Column::Completed).eq(true),
+                Expr::col(tasks::Column::CompletedAt),
+            )
+            .finally(self.later_updated_at(at))
+            .into()
+        } else {
+            Expr::val(self.optional_timestamp(None))
+        }
+    }
+
+    /// The changed row, if the update matched one.
+    async fn returning_one(
         update: UpdateMany<tasks::Entity>,
+        db: &impl ConnectionTrait,
     ) -> Result<Option<Task>, DomainError> {
-        let rows = update
-            .exec_with_returning(&self.db)
-            .await
-            .map_err(domain_error)?;
+        let rows = update.exec_with_returning(db).await.map_err(domain_error)?;
         // The filter pins the primary key, so at most one row comes back.
         match rows.into_iter().next() {
             Some(row) => Ok(Some(Task::try_from(row)?)),
             None => Ok(None),
         }
     }
+
+    /// Makes the label rows of a task those of `labels`: removes the keys
+    /// it no longer has and adds the new ones, so labels that stay write
+    /// nothing.
+    async fn replace_labels(
+        transaction: &DatabaseTransaction,
+        task: &Task,
+        labels: &Labels,
+    ) -> Result<(), DomainError> {
+        let keys: Vec<&str> = labels.as_slice().iter().map(|label| label.key()).collect();
+        task_labels::Entity::delete_many()
+            .filter(task_labels::Column::TaskId.eq(task.id.as_uuid()))
+            .filter(task_labels::Column::Key.is_not_in(keys.iter().copied()))
+            .exec(transaction)
+            .await
+            .map_err(domain_error)?;
+        if let Some(mut insert) = label_rows(task, labels)? {
+            insert.on_conflict(
+                OnConflict::columns([task_labels::Column::TaskId, task_labels::Column::Key])
+                    .do_nothing()
+                    .to_owned(),
+            );
+            transaction.execute(&insert).await.map_err(domain_error)?;
+        }
+        Ok(())
+    }
+
+    /// Changes the user's task count by `delta`.
+    async fn count_tasks(
+        transaction: &DatabaseTransaction,
+        owner: UserId,
+        delta: i64,
+    ) -> Result<(), DomainError> {
+        user_task_counts::Entity::update_many()
+            .col_expr(
+                user_task_counts::Column::TaskCount,
+                Expr::col(user_task_counts::Column::TaskCount).add(delta),
+            )
+            .filter(user_task_counts::Column::Id.eq(owner.as_uuid()))
+            .exec(transaction)
+            .await
+            .map_err(domain_error)?;
+        Ok(())
+    }
+}
+
+/// Records the answer `task` gets in the receipt's key row, if this
+/// request still holds the claim and nothing is recorded yet; otherwise
+/// the claim was taken over, and the caller rolls its work back.
+async fn record(
+    transaction: &DatabaseTransaction,
+    receipt: &Receipt,
+    task: &Task,
+) -> Result<(), DomainError> {
+    let response = receipt.recorder.record(task);
+    let status = i16::try_from(response.status)
+        .map_err(|_| DomainError::Unexpected(Box::new(UnstorableStatus)))?;
+    let headers = stored_headers(&response.headers)?;
+    let claim = &receipt.claim;
+    let recorded = idempotency_keys::Entity::update_many()
+        .col_expr(idempotency_keys::Column::ResponseStatus, Expr::val(status))
+        .col_expr(
+            idempotency_keys::Column::ResponseHeaders,
+            Expr::val(headers),
+        )
+        .col_expr(
+            idempotency_keys::Column::ResponseBody,
+            Expr::val(response.body),
+        )
+        .filter(idempotency_keys::Column::UserId.eq(claim.owner.as_uuid()))
+        .filter(idempotency_keys::Column::Key.eq(claim.key.as_str()))
+        .filter(idempotency_keys::Column::ClaimToken.eq(claim.token))
+        .filter(idempotency_keys::Column::ResponseStatus.is_null())
+        .exec(transaction)
+        .await
+        .map_err(domain_error)?;
+    if recorded.rows_affected == 0 {
+        return Err(DomainError::IdempotencyKeyInUse);
+    }
+    Ok(())
+}
+
+/// The insert of a task's label rows, `None` without labels.
+fn label_rows(
+    task: &Task,
+    labels: &Labels,
+) -> Result<Option<sea_orm::sea_query::InsertStatement>, DomainError> {
+    if labels.is_empty() {
+        return Ok(None);
+    }
+    let mut insert = Query::insert();
+    insert.into_table(task_labels::Entity).columns([
+        task_labels::Column::TaskId,
+        task_labels::Column::UserId,
+        task_labels::Column::Key,
+    ]);
+    for label in labels.as_slice() {
+        insert
+            .values([
+                Expr::val(task.id.as_uuid()),
+                Expr::val(task.owner.as_uuid()),
+                Expr::val(label.key()),
+            ])
+            .map_err(unbuildable)?;
+    }
+    Ok(Some(insert))
+}
+
+/// The ids of `owner`'s tasks with a label row that meets `key`.
+fn labelled_tasks(owner: UserId, key: Expr) -> SelectStatement {
+    Query::select()
+        .column((task_labels::Entity, task_labels::Column::TaskId))
+        .from(task_labels::Entity)
+        .and_where(task_labels::Column::UserId.eq(owner.as_uuid()))
+        .and_where(key)
+        .to_owned()
+}
+
+/// A `LIKE` pattern matching any text that contains `text` literally:
+/// `%`, `_` and the escape character itself are escaped.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | LIKE_ESCAPE) {
+            pattern.push(LIKE_ESCAPE);
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The version is one of the precondition's. Versions beyond `i64` can be
+/// in no row; an empty list matches nothing.
+fn version_meets(precondition: &Precondition) -> Expr {
+    tasks::Column::Version.is_in(
+        precondition
+            .versions()
+            .iter()
+            .filter_map(|version| i64::try_from(version.get()).ok()),
+    )
+}
+
+/// What a list is sorted by: `title` without ASCII case, as its index is.
+fn sort_expr(field: SortField) -> Expr {
+    let column = |column| Expr::col((tasks::Entity, column));
+    match field {
+        SortField::CreatedAt => column(tasks::Column::CreatedAt),
+        SortField::UpdatedAt => column(tasks::Column::UpdatedAt),
+        SortField::DueAt => column(tasks::Column::DueAt),
+        SortField::Priority => column(tasks::Column::Priority),
+        SortField::Title => Func::lower(column(tasks::Column::Title)).into(),
+    }
+}
+
+fn order_of(order: SortOrder) -> Order {
+    match order {
+        SortOrder::Asc => Order::Asc,
+        SortOrder::Desc => Order::Desc,
+    }
+}
+
+/// `left` comes strictly after `right` in `order`.
+fn beyond(left: Expr, right: Expr, order: SortOrder) -> Expr {
+    match order {
+        SortOrder::Asc => left.gt(right),
+        SortOrder::Desc => left.lt(right),
+    }
+}
+
+/// The whole list, in order, tasks without a due date last.
+fn whole_list(filter: Condition, sort: TaskSort) -> SelectStatement {
+    let order = order_of(sort.order);
+    let select = tasks::Entity::find().filter(filter);
+    let select = if sort.field == SortField::DueAt {
+        select.order_by_with_nulls(sort_expr(sort.field), order.clone(), NullOrdering::Last)
+    } else {
+        select.order_by(sort_expr(sort.field), order.clone())
+    };
+    select.order_by(tasks::Column::Id, order).into_query()
+}
+
+/// How many tasks pass `filter`, on every page.
+fn count_select(filter: Condition) -> sea_orm::Select<tasks::Entity> {
+    tasks::Entity::find()
+        .select_only()
+        .column_as(Expr::col(Asterisk).count(), "total")
+        .filter(filter)
 }
 
 #[async_trait]
 impl TaskRepository for SeaTaskRepository {
     #[tracing::instrument(skip_all, fields(task_id = %task.id, user_id = %task.owner))]
-    async fn insert(&self, task: &Task) -> Result<(), DomainError> {
+    async fn insert(
+        &self,
+        task: &Task,
+        max_tasks: u32,
+        receipt: Option<Receipt>,
+    ) -> Result<(), DomainError> {
         let mut insert = Query::insert();
         insert
             .into_table(tasks::Entity)
@@ -98,6 +595,11 @@ impl TaskRepository for SeaTaskRepository {
                 tasks::Column::Title,
                 tasks::Column::Description,
                 tasks::Column::Completed,
+                tasks::Column::CompletedAt,
+                tasks::Column::DueAt,
+                tasks::Column::Priority,
+                tasks::Column::Labels,
+                tasks::Column::Version,
                 tasks::Column::CreatedAt,
                 tasks::Column::UpdatedAt,
             ])
@@ -111,26 +613,120 @@ impl TaskRepository for SeaTaskRepository {
                         .map(|text| text.as_str().to_owned()),
                 ),
                 Expr::val(task.completed),
+                Expr::val(self.optional_timestamp(task.completed_at)),
+                Expr::val(self.optional_timestamp(task.due_at)),
+                Expr::val(task.priority.rank()),
+                Expr::val(stored_labels(&task.labels)),
+                Expr::val(
+                    i64::try_from(task.version.get())
+                        .map_err(|err| DomainError::Unexpected(Box::new(err)))?,
+                ),
                 Expr::val(self.timestamp(task.created_at)),
                 Expr::val(self.timestamp(task.updated_at)),
             ])
             .map_err(unbuildable)?;
-        self.db.execute(&insert).await.map_err(domain_error)?;
-        Ok(())
+        let labels = label_rows(task, &task.labels)?;
+
+        self.db
+            .bounded_domain(async {
+                let transaction = self.db.connection().begin().await.map_err(domain_error)?;
+                // The count goes up first, under the user row's lock: creates for
+                // one user queue here, and each sees the count the one before left,
+                // so racing creates never pass the limit.
+                let counted = user_task_counts::Entity::update_many()
+                    .col_expr(
+                        user_task_counts::Column::TaskCount,
+                        Expr::col(user_task_counts::Column::TaskCount).add(1),
+                    )
+                    .filter(user_task_counts::Column::Id.eq(task.owner.as_uuid()))
+                    .filter(user_task_counts::Column::TaskCount.lt(i64::from(max_tasks)))
+                    .exec(&transaction)
+                    .await
+                    .map_err(domain_error)?;
+                if counted.rows_affected == 0 {
+                    let user = user_task_counts::Entity::find_by_id(task.owner.as_uuid())
+                        .select_only()
+                        .column(user_task_counts::Column::Id)
+                        .into_tuple::<Uuid>()
+                        .one(&transaction)
+                        .await
+                        .map_err(domain_error)?;
+                    return Err(match user {
+                        Some(_) => DomainError::TaskLimitReached,
+                        None => DomainError::UserNotFound,
+                    });
+                }
+                transaction.execute(&insert).await.map_err(domain_error)?;
+                if let Some(labels) = labels {
+                    transaction.execute(&labels).await.map_err(domain_error)?;
+                }
+                if let Some(receipt) = &receipt {
+                    // On a miss the transaction drops unfinished: nothing stays.
+                    record(&transaction, receipt, task).await?;
+                }
+                transaction.commit().await.map_err(domain_error)
+            })
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %owner))]
-    async fn list_by_owner(&self, owner: UserId) -> Result<Vec<Task>, DomainError> {
-        let rows = tasks::Entity::find()
-            .filter(tasks::Column::UserId.eq(owner.as_uuid()))
-            .order_by_desc(tasks::Column::CreatedAt)
-            .order_by_desc(tasks::Column::Id)
+    async fn list_by_owner(
+        &self,
+        owner: UserId,
+        query: &TaskQuery,
+        now: Timestamp,
+    ) -> Result<TaskPage, DomainError> {
+        let filter = self.filter_condition(owner, &query.filter, now);
+        let backend = self.db.get_database_backend();
+        let Some(page) = &query.page else {
+            // The whole list: one statement, and its length is the total.
+            let rows =
+                tasks::Model::find_by_statement(backend.build(&whole_list(filter, query.sort)))
+                    .all(&self.db)
+                    .await
+                    .map_err(domain_error)?;
+            let tasks = rows
+                .into_iter()
+                .map(Task::try_from)
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(TaskPage {
+                total: tasks.len() as u64,
+                tasks,
+                next: None,
+            });
+        };
+        let statement = backend.build(&self.page_query(filter.clone(), query.sort, page)?);
+        let rows = tasks::Model::find_by_statement(statement)
             .all(&self.db)
             .await
             .map_err(domain_error)?;
-        rows.into_iter()
-            .map(|row| Ok(Task::try_from(row)?))
-            .collect()
+        let mut tasks = rows
+            .into_iter()
+            .map(Task::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let limit = usize::from(page.limit.get());
+        let more = tasks.len() > limit;
+        // A first page that holds every match is its own count.
+        let total = if page.after.is_none() && !more {
+            tasks.len() as u64
+        } else {
+            let counted = count_select(filter)
+                .into_tuple::<i64>()
+                .one(&self.db)
+                .await
+                .map_err(domain_error)?
+                .unwrap_or(0);
+            u64::try_from(counted).map_err(|err| DomainError::Unexpected(Box::new(err)))?
+        };
+        let next = if more {
+            tasks.truncate(limit);
+            tasks
+                .last()
+                .map(|last| TaskPosition::of(last, query.sort.field))
+        } else {
+            None
+        };
+        Ok(TaskPage { tasks, total, next })
     }
 
     #[tracing::instrument(skip_all, fields(task_id = %id, user_id = %owner))]
@@ -144,29 +740,88 @@ impl TaskRepository for SeaTaskRepository {
     }
 
     #[tracing::instrument(skip_all, fields(task_id = %id, user_id = %owner))]
-    async fn update_owned(
+    async fn patch_owned(
         &self,
         id: TaskId,
         owner: UserId,
-        changes: &TaskChanges,
+        patch: &TaskPatch,
+        precondition: Option<Precondition>,
         at: Timestamp,
     ) -> Result<Option<Task>, DomainError> {
-        let mut update = self
-            .owned_update(id, owner, at)
-            .col_expr(tasks::Column::Title, Expr::val(changes.title.as_str()))
-            .col_expr(
-                tasks::Column::Description,
-                Expr::val(
-                    changes
-                        .description
-                        .as_ref()
-                        .map(|text| text.as_str().to_owned()),
-                ),
-            );
-        if let Some(completed) = changes.completed {
-            update = update.col_expr(tasks::Column::Completed, Expr::val(completed));
+        // Each named field is set, and compared with its stored value; a
+        // nullable column is compared null-safely, knowing here whether
+        // the new value is NULL.
+        let mut sets: Vec<(tasks::Column, Expr)> = Vec::new();
+        let mut differs: Vec<Expr> = Vec::new();
+        if let Some(title) = &patch.title {
+            sets.push((tasks::Column::Title, Expr::val(title.as_str())));
+            differs.push(Expr::col(tasks::Column::Title).ne(title.as_str()));
         }
-        self.run_owned_update(update).await
+        if let Some(description) = &patch.description {
+            let column = || Expr::col(tasks::Column::Description);
+            match description {
+                Some(text) => {
+                    sets.push((tasks::Column::Description, Expr::val(text.as_str())));
+                    differs.push(column().is_null().or(column().ne(text.as_str())));
+                }
+                None => {
+                    sets.push((tasks::Column::Description, Expr::val(Value::String(None))));
+                    differs.push(column().is_not_null());
+                }
+            }
+        }
+        if let Some(completed) = patch.completed {
+            sets.push((tasks::Column::Completed, Expr::val(completed)));
+            sets.push((
+                tasks::Column::CompletedAt,
+                self.completed_at_for(completed, at),
+            ));
+            differs.push(Expr::col(tasks::Column::Completed).ne(completed));
+        }
+        if let Some(due_at) = patch.due_at {
+            let column = || Expr::col(tasks::Column::DueAt);
+            sets.push((
+                tasks::Column::DueAt,
+                Expr::val(self.optional_timestamp(due_at)),
+            ));
+            differs.push(match due_at {
+                Some(due) => column().is_null().or(column().ne(self.timestamp(due))),
+                None => column().is_not_null(),
+            });
+        }
+        if let Some(priority) = patch.priority {
+            sets.push((tasks::Column::Priority, Expr::val(priority.rank())));
+            differs.push(Expr::col(tasks::Column::Priority).ne(priority.rank()));
+        }
+        if let Some(labels) = &patch.labels {
+            let text = stored_labels(labels);
+            differs.push(Expr::col(tasks::Column::Labels).ne(text.as_str()));
+            sets.push((tasks::Column::Labels, Expr::val(text)));
+        }
+        let changed = differs
+            .into_iter()
+            .reduce(|any, next| any.or(next))
+            .unwrap_or_else(|| Expr::val(false));
+        let mut update = self.owned_update(id, owner, precondition.as_ref(), changed, at);
+        for (column, value) in sets {
+            update = update.col_expr(column, value);
+        }
+
+        let Some(labels) = &patch.labels else {
+            return Self::returning_one(update, &self.db).await;
+        };
+        self.db
+            .bounded_domain(async {
+                // New labels: the label rows change in the same transaction.
+                let transaction = self.db.connection().begin().await.map_err(domain_error)?;
+                let Some(task) = Self::returning_one(update, &transaction).await? else {
+                    return Ok(None);
+                };
+                Self::replace_labels(&transaction, &task, labels).await?;
+                transaction.commit().await.map_err(domain_error)?;
+                Ok(Some(task))
+            })
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(task_id = %id, user_id = %owner))]
@@ -175,40 +830,97 @@ impl TaskRepository for SeaTaskRepository {
         id: TaskId,
         owner: UserId,
         change: CompletionChange,
+        precondition: Option<Precondition>,
         at: Timestamp,
+        receipt: Option<Receipt>,
     ) -> Result<Option<Task>, DomainError> {
+        let completed = || Expr::col(tasks::Column::Completed);
         // A toggle negates the stored value inside the UPDATE, under the
-        // row lock, so concurrent toggles each see the previous one's result.
+        // row lock, so concurrent toggles each see the previous one's
+        // result; setting the state the task already has changes nothing.
         let update = match change {
-            CompletionChange::Toggle => self.owned_update(id, owner, at).col_expr(
-                tasks::Column::Completed,
-                Expr::col(tasks::Column::Completed).not(),
-            ),
-            // Setting the state it already has changes nothing, so it leaves
-            // `updated_at` alone too.
-            CompletionChange::Set(value) => {
-                let updated_at = Expr::case(
-                    Expr::col(tasks::Column::Completed).eq(value),
-                    Expr::col(tasks::Column::UpdatedAt),
-                )
-                .finally(self.later_updated_at(at))
-                .into();
-                self.owned_update_stamped(id, owner, updated_at)
-                    .col_expr(tasks::Column::Completed, Expr::val(value))
-            }
+            CompletionChange::Toggle => self
+                .owned_update(id, owner, precondition.as_ref(), Expr::val(true), at)
+                .col_expr(tasks::Column::Completed, completed().not())
+                .col_expr(
+                    tasks::Column::CompletedAt,
+                    Expr::case(
+                        completed().eq(true),
+                        Expr::val(self.optional_timestamp(None)),
+                    )
+                    .finally(self.later_updated_at(at))
+                    .into(),
+                ),
+            CompletionChange::Set(value) => self
+                .owned_update(id, owner, precondition.as_ref(), completed().ne(value), at)
+                .col_expr(tasks::Column::Completed, Expr::val(value))
+                .col_expr(tasks::Column::CompletedAt, self.completed_at_for(value, at)),
         };
-        self.run_owned_update(update).await
+        let Some(receipt) = receipt else {
+            return Self::returning_one(update, &self.db).await;
+        };
+        self.db
+            .bounded_domain(async {
+                let transaction = self.db.connection().begin().await.map_err(domain_error)?;
+                let Some(task) = Self::returning_one(update, &transaction).await? else {
+                    return Ok(None);
+                };
+                record(&transaction, &receipt, &task).await?;
+                transaction.commit().await.map_err(domain_error)?;
+                Ok(Some(task))
+            })
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(task_id = %id, user_id = %owner))]
-    async fn delete_owned(&self, id: TaskId, owner: UserId) -> Result<bool, DomainError> {
-        let result = tasks::Entity::delete_many()
+    async fn delete_owned(
+        &self,
+        id: TaskId,
+        owner: UserId,
+        precondition: Option<Precondition>,
+    ) -> Result<bool, DomainError> {
+        let mut delete = tasks::Entity::delete_many()
             .filter(tasks::Column::Id.eq(id.as_uuid()))
-            .filter(tasks::Column::UserId.eq(owner.as_uuid()))
-            .exec(&self.db)
+            .filter(tasks::Column::UserId.eq(owner.as_uuid()));
+        if let Some(precondition) = &precondition {
+            delete = delete.filter(version_meets(precondition));
+        }
+        self.db
+            .bounded_domain(async {
+                let transaction = self.db.connection().begin().await.map_err(domain_error)?;
+                // The label rows go with the task (the foreign key cascades).
+                let deleted = delete.exec(&transaction).await.map_err(domain_error)?;
+                if deleted.rows_affected == 0 {
+                    return Ok(false);
+                }
+                Self::count_tasks(&transaction, owner, -1).await?;
+                transaction.commit().await.map_err(domain_error)?;
+                Ok(true)
+            })
             .await
-            .map_err(domain_error)?;
-        Ok(result.rows_affected > 0)
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %owner))]
+    async fn delete_completed(&self, owner: UserId) -> Result<u64, DomainError> {
+        self.db
+            .bounded_domain(async {
+                let transaction = self.db.connection().begin().await.map_err(domain_error)?;
+                let deleted = tasks::Entity::delete_many()
+                    .filter(tasks::Column::UserId.eq(owner.as_uuid()))
+                    .filter(tasks::Column::Completed.eq(true))
+                    .exec(&transaction)
+                    .await
+                    .map_err(domain_error)?
+                    .rows_affected;
+                if deleted > 0 {
+                    let delta = i64::try_from(deleted)
+                        .map_err(|err| DomainError::Unexpected(Box::new(err)))?;
+                    Self::count_tasks(&transaction, owner, -delta).await?;
+                }
+                transaction.commit().await.map_err(domain_error)?;
+                Ok(deleted)
+            })
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(task_id = %id))]
@@ -222,5 +934,20 @@ impl TaskRepository for SeaTaskRepository {
             .await
             .map_err(domain_error)?;
         Ok(found.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_pattern_escapes_both_wildcards_and_the_escape_character() {
+        assert_eq!(contains_pattern(r"100%_\x"), r"%100\%\_\\x%");
+    }
+
+    #[test]
+    fn other_text_is_kept_between_two_wildcards() {
+        assert_eq!(contains_pattern("Küche 🦀"), "%Küche 🦀%");
     }
 }

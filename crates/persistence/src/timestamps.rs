@@ -21,6 +21,16 @@ pub(crate) fn timestamp_value(backend: Backend, at: Timestamp) -> Value {
     }
 }
 
+/// As [`timestamp_value`], for a nullable column: `None` binds a NULL of
+/// the column's type.
+pub(crate) fn optional_timestamp_value(backend: Backend, at: Option<Timestamp>) -> Value {
+    match (at, backend) {
+        (Some(at), _) => timestamp_value(backend, at),
+        (None, Backend::Postgres) => Value::TimeDateTimeWithTimeZone(None),
+        (None, Backend::Sqlite) => Value::String(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use time::OffsetDateTime;
@@ -86,6 +96,23 @@ mod tests {
         let at = stamp(datetime!(2026-02-06 10:15:23.120_000 UTC));
         let parsed = OffsetDateTime::parse(&at.to_fixed_rfc3339(), &Rfc3339).unwrap();
         assert_eq!(Timestamp::from_datetime(parsed), at);
+    }
+
+    #[test]
+    fn a_missing_instant_is_a_typed_null() {
+        assert_eq!(
+            optional_timestamp_value(Backend::Postgres, None),
+            Value::TimeDateTimeWithTimeZone(None)
+        );
+        assert_eq!(
+            optional_timestamp_value(Backend::Sqlite, None),
+            Value::String(None)
+        );
+        let at = stamp(datetime!(2026-02-06 10:15:23 UTC));
+        assert_eq!(
+            optional_timestamp_value(Backend::Sqlite, Some(at)),
+            timestamp_value(Backend::Sqlite, at)
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `GET /openapi.json`, shown at `/docs`, and committed as
 //! `docs/openapi.json` (a test fails when the two differ).
 
+pub mod params;
 pub mod responses;
 pub mod schemas;
 
@@ -14,17 +15,18 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto::{
-    AuthResponse, CompletionRequest, CredentialsRequest, StatusResponse, TaskRequest, TaskResponse,
-    UserResponse,
+    AuthResponse, CompletionRequest, CredentialsRequest, DeletedResponse, StatusResponse,
+    TaskPatchRequest, TaskRequest, TaskResponse, UserResponse,
 };
 use crate::error::FieldError;
 use crate::routes::{auth, health, tasks};
 use responses::{
-    EmailTaken, Forbidden, InternalError, InvalidCredentials, InvalidSignUp, InvalidTask,
-    InvalidTaskId, MalformedBody, MalformedBodyOrTaskId, NotReady, PayloadTooLarge, RateLimited,
+    CreateConflict, EmailTaken, Forbidden, InternalError, InvalidClearQuery, InvalidCredentials,
+    InvalidIdempotencyKey, InvalidListQuery, InvalidNewTask, InvalidSignUp, InvalidTask,
+    InvalidTaskId, KeyInUse, MalformedBody, MalformedBodyOrTaskId, MalformedCreate,
+    MalformedRetryOrTaskId, NotReady, PayloadTooLarge, PreconditionFailed, RateLimited,
     RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailableOrBusy, SignInRateLimited,
-    TaskNotFound,
-    Unauthenticated, UnsupportedMediaType,
+    TaskNotFound, Unauthenticated, UnsupportedMediaType, UnsupportedPatchType,
 };
 
 /// The name of the bearer scheme that protected operations refer to.
@@ -62,8 +64,10 @@ ASCII characters), else a fresh UUID; quote it when reporting a problem.
         auth::me,
         tasks::list_tasks,
         tasks::create_task,
+        tasks::delete_completed_tasks,
         tasks::get_task,
         tasks::replace_task,
+        tasks::patch_task,
         tasks::delete_task,
         tasks::change_completion,
         health::health,
@@ -74,24 +78,35 @@ ASCII characters), else a fresh UUID; quote it when reporting a problem.
             AuthResponse,
             CompletionRequest,
             CredentialsRequest,
+            DeletedResponse,
             FieldError,
             StatusResponse,
+            TaskPatchRequest,
             TaskRequest,
             TaskResponse,
             UserResponse,
         ),
         responses(
+            CreateConflict,
             EmailTaken,
             Forbidden,
             InternalError,
+            InvalidClearQuery,
             InvalidCredentials,
+            InvalidIdempotencyKey,
+            InvalidListQuery,
+            InvalidNewTask,
             InvalidSignUp,
             InvalidTask,
             InvalidTaskId,
+            KeyInUse,
             MalformedBody,
             MalformedBodyOrTaskId,
+            MalformedCreate,
+            MalformedRetryOrTaskId,
             NotReady,
             PayloadTooLarge,
+            PreconditionFailed,
             RateLimited,
             RequestTimeout,
             ServiceOrAuthUnavailable,
@@ -100,6 +115,7 @@ ASCII characters), else a fresh UUID; quote it when reporting a problem.
             TaskNotFound,
             Unauthenticated,
             UnsupportedMediaType,
+            UnsupportedPatchType,
         ),
     ),
     modifiers(&BearerScheme, &InternalErrorEverywhere, &OptionalBodiesAreNeverNull),
@@ -279,7 +295,7 @@ mod tests {
                 assert!(operation["responses"]["500"].is_object(), "{method} {path}");
             }
         }
-        assert_eq!(protected, 7);
+        assert_eq!(protected, 9);
     }
 
     /// Every (method, path, operation) of the document.
@@ -321,8 +337,8 @@ mod tests {
                 assert!(timeout.is_null(), "{method} {path}");
             }
         }
-        // sign-up, sign-in, create, replace, change completion
-        assert_eq!(with_body, 5);
+        // sign-up, sign-in, create, replace, patch, change completion
+        assert_eq!(with_body, 6);
     }
 
     #[test]

@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use serde_json::json;
-use todo_domain::{DomainError, EmailError, PasswordError, TaskDescriptionError, TaskTitleError};
+use todo_domain::{
+    DomainError, EmailError, InstantError, LabelsError, PasswordError, PriorityError,
+    TaskDescriptionError, TaskTitleError,
+};
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::header::HeaderBuilder;
@@ -74,13 +77,68 @@ error_responses! {
         ApiError::Domain(PasswordError::TooLong.into()),
     ];
     /// 400 of a task body that breaks a rule.
-    InvalidTask: "The title is empty after trimming, too long, or contains U+0000; or the \
-        description is too long or contains U+0000." => [
+    InvalidTask: "A field breaks its rule: the title is empty after trimming, too long, or \
+        contains U+0000 (`invalid_title`; a `null` title too); the description is too long or \
+        contains U+0000 (`invalid_description`); `due_at` is not an RFC 3339 instant with \
+        seconds and an offset in the years 1 to 9999 (`invalid_due_at`); `priority` is not one \
+        of the four words (`invalid_priority`); a label is empty, too long or holds a control \
+        character, or there are more than 20 (`invalid_labels`)." => [
         ApiError::Domain(TaskTitleError::Empty.into()),
         ApiError::Domain(TaskTitleError::TooLong.into()),
         ApiError::Domain(TaskTitleError::ContainsNul.into()),
         ApiError::Domain(TaskDescriptionError::TooLong.into()),
         ApiError::Domain(TaskDescriptionError::ContainsNul.into()),
+        ApiError::Domain(DomainError::InvalidDueAt(InstantError)),
+        ApiError::Domain(PriorityError.into()),
+        ApiError::Domain(LabelsError::Empty.into()),
+        ApiError::Domain(LabelsError::TooLong.into()),
+        ApiError::Domain(LabelsError::ControlCharacter.into()),
+        ApiError::Domain(LabelsError::TooMany.into()),
+    ];
+    /// 400 of a creation: a field's rule, or the `Idempotency-Key`.
+    InvalidNewTask: "A field breaks its rule (`invalid_title`, `invalid_description`, \
+        `invalid_due_at`, `invalid_priority`, `invalid_labels`, as for a replacement), or the \
+        `Idempotency-Key` is not 1 to 255 visible ASCII characters \
+        (`invalid_idempotency_key`)." => [
+        ApiError::Domain(TaskTitleError::Empty.into()),
+        ApiError::Domain(TaskDescriptionError::TooLong.into()),
+        ApiError::Domain(DomainError::InvalidDueAt(InstantError)),
+        ApiError::Domain(PriorityError.into()),
+        ApiError::Domain(LabelsError::TooMany.into()),
+        ApiError::InvalidIdempotencyKey,
+    ];
+    /// 400 of a bad `Idempotency-Key`.
+    InvalidIdempotencyKey: "The `Idempotency-Key` is not 1 to 255 visible ASCII characters, \
+        or is sent more than once." => [
+        ApiError::InvalidIdempotencyKey,
+    ];
+    /// 400 of a list query.
+    InvalidListQuery: "A query parameter is unknown, given twice (only `label` may repeat), or \
+        has a bad value; `detail` names it, never its value (`invalid_query`). Or the cursor is \
+        not one this service wrote for this caller and these filters, `sort` and `order` \
+        (`invalid_cursor`)." => [
+        ApiError::InvalidQuery { detail: "Query parameter `limit` must be a whole number from 1 to 100".into() },
+        ApiError::InvalidCursor,
+    ];
+    /// 400 of clearing completed tasks.
+    InvalidClearQuery: "The query is not exactly `completed=true`; nothing was deleted." => [
+        ApiError::InvalidQuery { detail: "Query parameter `completed` is required: DELETE /api/tasks clears completed tasks only with `completed=true`".into() },
+    ];
+    /// 412 of a conditional write.
+    PreconditionFailed: "`If-Match` names none of the task's current `ETag`: the task changed \
+        since it was read. Nothing was written; read it again." => [
+        ApiError::Domain(DomainError::PreconditionFailed),
+    ];
+    /// 409 of a creation.
+    CreateConflict: "The caller already has `MAX_TASKS_PER_USER` tasks (`task_limit_reached`), \
+        or a request with this `Idempotency-Key` is still running (`idempotency_key_in_use`; \
+        retry later)." => [
+        ApiError::Domain(DomainError::TaskLimitReached),
+        ApiError::Domain(DomainError::IdempotencyKeyInUse),
+    ];
+    /// 409 of a retry-safe request whose key is held.
+    KeyInUse: "A request with this `Idempotency-Key` is still running; retry later." => [
+        ApiError::Domain(DomainError::IdempotencyKeyInUse),
     ];
     /// 403: the task is someone else's.
     Forbidden: "The task belongs to another user." => [
@@ -103,6 +161,11 @@ error_responses! {
         `; charset=utf-8` are fine; `text/json` is not)." => [
         ApiError::UnsupportedMediaType,
     ];
+    /// 415 of a merge patch that is not JSON.
+    UnsupportedPatchType: "The body is neither `application/merge-patch+json` nor \
+        `application/json` (parameters such as `; charset=utf-8` are fine)." => [
+        ApiError::UnsupportedMediaType,
+    ];
     /// 422 of a malformed body.
     MalformedBody: "The body is not UTF-8, not JSON, or not of the expected shape (a missing \
         field, a wrong type). `errors` names the field at fault." => [
@@ -117,6 +180,20 @@ error_responses! {
         (`invalid_task_id`), or the body is malformed (`validation_error`, with `errors`)." => [
         ApiError::InvalidTaskId,
         malformed_body_sample(),
+    ];
+    /// 422 of a creation.
+    MalformedCreate: "The body is malformed (`validation_error`, with `errors`), or the \
+        `Idempotency-Key` was used for another request (`idempotency_key_reused`)." => [
+        malformed_body_sample(),
+        ApiError::Domain(DomainError::IdempotencyKeyReused),
+    ];
+    /// 422 of the completion route.
+    MalformedRetryOrTaskId: "The `{id}` path segment is not a hyphenated UUID \
+        (`invalid_task_id`), the body is malformed (`validation_error`, with `errors`), or the \
+        `Idempotency-Key` was used for another request (`idempotency_key_reused`)." => [
+        ApiError::InvalidTaskId,
+        malformed_body_sample(),
+        ApiError::Domain(DomainError::IdempotencyKeyReused),
     ];
     /// 503 of sign-up and sign-in: the database, or the hasher's queue.
     ServiceUnavailableOrBusy: "The database cannot be reached right now \

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, Statement, Value};
 use todo_persistence::{Database, DatabaseSettings};
 
 /// A read-only view of one test database.
@@ -46,6 +46,46 @@ impl DbProbe {
                     .collect()
             })
             .collect()
+    }
+
+    /// The backend behind the probe.
+    pub fn backend(&self) -> sea_orm::DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Runs one statement that changes rows, with bound `values`, where a
+    /// test must set up a state the API cannot reach (a request still
+    /// running, a key past its time); returns the rows affected.
+    pub async fn execute(&self, sql: &str, values: Vec<Value>) -> u64 {
+        let statement = Statement::from_sql_and_values(self.backend(), sql, values);
+        self.db
+            .execute_raw(statement)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+            .rows_affected()
+    }
+
+    /// The single integer `sql` selects.
+    pub async fn count(&self, sql: &str, values: Vec<Value>) -> i64 {
+        let statement = Statement::from_sql_and_values(self.backend(), sql, values);
+        let row = self
+            .db
+            .query_one_raw(statement)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+            .expect("one row");
+        row.try_get_by_index::<i64>(0)
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
+    /// An instant bound as the backend stores it: `timestamptz` on
+    /// PostgreSQL, fixed-width RFC 3339 text on SQLite.
+    pub fn instant(&self, at: time::OffsetDateTime) -> Value {
+        let at = todo_domain::Timestamp::from_datetime(at);
+        match self.backend() {
+            sea_orm::DbBackend::Sqlite => Value::from(at.to_fixed_rfc3339()),
+            _ => Value::from(at.as_datetime()),
+        }
     }
 
     /// Both tables in full, every column as text (ids, flags and times

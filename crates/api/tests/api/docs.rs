@@ -48,8 +48,10 @@ async fn the_document_describes_every_route_of_the_contract() {
         "GET /api/auth/me",
         "GET /api/tasks",
         "POST /api/tasks",
+        "DELETE /api/tasks",
         "GET /api/tasks/{id}",
         "PUT /api/tasks/{id}",
+        "PATCH /api/tasks/{id}",
         "DELETE /api/tasks/{id}",
         "PATCH /api/tasks/{id}/complete",
         "GET /health",
@@ -57,7 +59,7 @@ async fn the_document_describes_every_route_of_the_contract() {
     ] {
         assert!(described.contains(&route.to_owned()), "{route} missing");
     }
-    assert_eq!(described.len(), 11, "{described:?}");
+    assert_eq!(described.len(), 13, "{described:?}");
 }
 
 #[tokio::test]

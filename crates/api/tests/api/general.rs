@@ -27,11 +27,15 @@ async fn a_wrong_method_is_not_allowed_on_every_path() {
         (Method::GET, "/api/auth/signup".to_owned(), "POST"),
         (Method::PUT, "/api/auth/signin".to_owned(), "POST"),
         (Method::POST, "/api/auth/me".to_owned(), "GET, HEAD"),
-        (Method::DELETE, "/api/tasks".to_owned(), "GET, HEAD, POST"),
+        (
+            Method::PUT,
+            "/api/tasks".to_owned(),
+            "GET, HEAD, POST, DELETE",
+        ),
         (
             Method::POST,
             format!("/api/tasks/{id}"),
-            "GET, HEAD, PUT, DELETE",
+            "GET, HEAD, PUT, PATCH, DELETE",
         ),
         (Method::GET, format!("/api/tasks/{id}/complete"), "PATCH"),
     ];
@@ -388,4 +392,94 @@ async fn cors_headers_are_on_every_response_to_an_allowed_origin() {
             .get("access-control-allow-origin")
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn cors_lets_a_browser_send_and_read_the_v2_headers() {
+    let database = todo_persistence::testing::TestDatabase::preferred().await;
+    let app = spawn_app_with(database, &[("CORS_ALLOWED_ORIGINS", "https://app.example")]).await;
+    let origin = "https://app.example";
+    let user = TestUser::signed_up(&app).await;
+    let task = app.created_task(&user.token, "t").await;
+    let path = format!("/api/tasks/{}", task["id"].as_str().unwrap());
+
+    let sent = [
+        "if-match",
+        "if-none-match",
+        "idempotency-key",
+        "last-event-id",
+        "authorization",
+        "content-type",
+    ];
+    for (method, target) in [
+        ("PATCH", path.as_str()),
+        ("POST", "/api/tasks"),
+        ("GET", "/api/tasks"),
+    ] {
+        let preflight = app
+            .client
+            .request(Method::OPTIONS, app.url(target))
+            .header("origin", origin)
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", sent.join(", "))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            preflight.status().is_success(),
+            "{method}: {}",
+            preflight.status()
+        );
+        let allowed = preflight.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .to_lowercase();
+        for header in sent {
+            assert!(
+                allowed.contains(header),
+                "{method} {target}: {header} not in {allowed}"
+            );
+        }
+        let methods = preflight.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(methods.contains(method), "{methods}");
+    }
+
+    let read = [
+        "etag",
+        "link",
+        "location",
+        "retry-after",
+        "x-total-count",
+        "x-request-id",
+        "idempotent-replayed",
+    ];
+    let answers = [
+        app.client
+            .get(app.url("/api/tasks?limit=1"))
+            .bearer_auth(&user.token)
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap(),
+        app.client
+            .get(app.url(&path))
+            .bearer_auth(&user.token)
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap(),
+    ];
+    for answer in answers {
+        assert_eq!(answer.headers()["access-control-allow-origin"], origin);
+        let exposed = answer.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .to_lowercase();
+        for header in read {
+            assert!(exposed.contains(header), "{header} not in {exposed}");
+        }
+    }
 }

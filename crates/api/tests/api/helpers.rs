@@ -168,11 +168,82 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// `PATCH /api/tasks/{id}` with a JSON body (`application/json`).
+    pub async fn patch_task(&self, token: &str, id: &str, body: &Value) -> Response {
+        self.client
+            .patch(self.url(&format!("/api/tasks/{id}")))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// `GET /api/tasks?{query}`.
+    pub async fn query_tasks(&self, token: &str, query: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/api/tasks?{query}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// The tasks of a list answer that must succeed, with its
+    /// `X-Total-Count` and the target of its `Link: rel="next"`, if any.
+    pub async fn listed(&self, token: &str, query: &str) -> Listed {
+        let response = self.query_tasks(token, query).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET /api/tasks?{query}");
+        let total = response
+            .headers()
+            .get("x-total-count")
+            .expect("X-Total-Count on every list answer")
+            .to_str()
+            .unwrap()
+            .parse()
+            .expect("X-Total-Count is a number");
+        let next = response.headers().get("link").map(|link| {
+            let link = link.to_str().unwrap();
+            let target = link
+                .strip_prefix('<')
+                .and_then(|rest| rest.strip_suffix(">; rel=\"next\""))
+                .unwrap_or_else(|| panic!("unexpected Link: {link}"));
+            target.to_owned()
+        });
+        let tasks: Vec<Value> = response.json().await.expect("a JSON array");
+        Listed { tasks, total, next }
+    }
+
+    /// Creates a task from `body` that must succeed and returns its JSON.
+    pub async fn created_with(&self, token: &str, body: &Value) -> Value {
+        let response = self.create_task(token, body).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{body}");
+        response.json().await.expect("task JSON")
+    }
+
     /// Creates a task that must succeed and returns its JSON.
     pub async fn created_task(&self, token: &str, title: &str) -> Value {
         let response = self.create_task(token, &json!({"title": title})).await;
         assert_eq!(response.status(), StatusCode::CREATED);
         response.json().await.expect("task JSON")
+    }
+}
+
+/// One list answer.
+pub struct Listed {
+    pub tasks: Vec<Value>,
+    pub total: u64,
+    /// The relative URL of the next page.
+    pub next: Option<String>,
+}
+
+impl Listed {
+    /// The titles of the tasks, in order.
+    pub fn titles(&self) -> Vec<&str> {
+        self.tasks
+            .iter()
+            .map(|task| task["title"].as_str().expect("a title"))
+            .collect()
     }
 }
 
@@ -278,6 +349,10 @@ impl TestRequest {
 
     pub fn body(self, body: impl Into<Body>) -> Self {
         Self(self.0.body(body))
+    }
+
+    pub fn timeout(self, timeout: std::time::Duration) -> Self {
+        Self(self.0.timeout(timeout))
     }
 
     /// Sends the request; a 422 answer is checked for echoes of the body

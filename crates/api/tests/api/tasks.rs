@@ -33,7 +33,11 @@ async fn creating_a_task_returns_it_with_a_location() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys.len(), 6, "the owner never appears: {keys:?}");
+    assert_eq!(keys.len(), 10, "the owner never appears: {keys:?}");
+    assert!(
+        !keys.contains(&"user_id") && !keys.contains(&"owner"),
+        "{keys:?}"
+    );
 }
 
 #[tokio::test]

@@ -6,18 +6,24 @@ use std::error::Error as _;
 use std::sync::{Arc, Mutex};
 
 use mockall::Sequence;
-use mockall::predicate::eq;
+use mockall::predicate::{always, eq};
 use time::macros::datetime;
+use uuid::Uuid;
 
-use super::{AccountService, TaskService};
+use super::{AccountService, Outcome, TaskLimits, TaskService};
 use crate::SignInLimit;
 use crate::clock::MockClock;
 use crate::ports::{
-    MockPasswordHasher, MockSignInFailureRepository, MockTaskRepository, MockUserRepository,
+    MockIdempotencyStore, MockPasswordHasher, MockSignInFailureRepository, MockTaskRepository,
+    MockUserRepository,
 };
 use crate::{
-    CompletionChange, DomainError, Email, NewTask, NewUser, Password, PasswordHash, Task,
-    TaskChanges, TaskDescription, TaskId, TaskTitle, Timestamp, User, UserCredentials, UserId,
+    Claim, ClaimOutcome, CompletionChange, DomainError, Email, IdempotencyKey, IdempotentRequest,
+    Labels, NewTask, NewUser, PageLimit, PageRequest, Password, PasswordHash, Precondition,
+    Priority, Receipt, RecordedResponse, RequestFingerprint, ResponseRecorder, SearchText,
+    SortField, SortKey, SortOrder, Task, TaskDescription, TaskFilter, TaskId, TaskPage, TaskPatch,
+    TaskPosition, TaskQuery, TaskSort, TaskTitle, TaskVersion, Timestamp, User, UserCredentials,
+    UserId,
 };
 
 mod sign_in_limit;
@@ -36,8 +42,19 @@ fn fixed_clock() -> Arc<MockClock> {
     Arc::new(clock)
 }
 
+/// A task service over `tasks` whose key store fails the test if called:
+/// only retry-safe requests may reach it.
 fn task_service(tasks: MockTaskRepository) -> TaskService {
-    TaskService::new(Arc::new(tasks), fixed_clock())
+    task_service_with_keys(tasks, keys_never_called())
+}
+
+fn task_service_with_keys(tasks: MockTaskRepository, keys: MockIdempotencyStore) -> TaskService {
+    TaskService::new(
+        Arc::new(tasks),
+        Arc::new(keys),
+        fixed_clock(),
+        TaskLimits::default(),
+    )
 }
 
 /// An account service whose failed-sign-in store blocks nobody and accepts
@@ -79,25 +96,52 @@ fn sample_task(id: TaskId, owner: UserId) -> Task {
         title: TaskTitle::parse("Water the plants").unwrap(),
         description: TaskDescription::parse(Some("The fern too")).unwrap(),
         completed: false,
+        completed_at: None,
+        due_at: Some(Timestamp::from_datetime(datetime!(2030-02-01 18:00 UTC))),
+        priority: Priority::Low,
+        labels: Labels::parse(&["garden"]).unwrap(),
         created_at: Timestamp::from_datetime(datetime!(2030-01-01 08:00 UTC)),
         updated_at: Timestamp::from_datetime(datetime!(2030-01-02 09:30 UTC)),
+        version: TaskVersion::new(4),
     }
 }
 
+/// A task to create, done from the start, with every optional field set.
 fn new_task() -> NewTask {
     NewTask {
         title: TaskTitle::parse("Buy milk").unwrap(),
         description: TaskDescription::parse(Some("Two litres")).unwrap(),
         completed: true,
+        due_at: Some(Timestamp::from_datetime(
+            datetime!(2031-04-01 12:00:00.25 UTC),
+        )),
+        priority: Priority::High,
+        labels: Labels::parse(&["shopping", "Dairy"]).unwrap(),
     }
 }
 
-fn task_changes() -> TaskChanges {
-    TaskChanges {
-        title: TaskTitle::parse("Buy oat milk").unwrap(),
-        description: None,
-        completed: Some(true),
+fn new_open_task() -> NewTask {
+    NewTask {
+        completed: false,
+        ..new_task()
     }
+}
+
+/// A patch naming every field, as a `PATCH` may.
+fn task_patch() -> TaskPatch {
+    TaskPatch {
+        title: Some(TaskTitle::parse("Buy oat milk").unwrap()),
+        description: Some(None),
+        completed: Some(true),
+        due_at: Some(None),
+        priority: Some(Priority::Medium),
+        labels: Some(Labels::parse(&["errands"]).unwrap()),
+    }
+}
+
+/// An `If-Match` naming two versions, neither of them the sample task's.
+fn precondition() -> Precondition {
+    Precondition::any_of(vec![TaskVersion::new(2), TaskVersion::new(3)])
 }
 
 fn email() -> Email {
@@ -153,6 +197,37 @@ fn expect_no_existence_check(tasks: &mut MockTaskRepository) {
     tasks.expect_exists().times(0);
 }
 
+/// Expects exactly one owned lookup of (`id`, `owner`), answered with
+/// `answer`: how a conditional write that missed learns whether the task is
+/// the caller's.
+fn expect_owned_lookup(
+    tasks: &mut MockTaskRepository,
+    id: TaskId,
+    owner: UserId,
+    answer: Result<Option<Task>, DomainError>,
+) {
+    tasks
+        .expect_find_owned()
+        .with(eq(id), eq(owner))
+        .times(1)
+        .return_once(move |_, _| answer);
+}
+
+fn expect_no_owned_lookup(tasks: &mut MockTaskRepository) {
+    tasks.expect_find_owned().times(0);
+}
+
+/// The task outcome of work done now; fails the test on a replay.
+#[track_caller]
+fn done(outcome: Outcome<Task>) -> Task {
+    match outcome {
+        Outcome::Done(task) => task,
+        Outcome::Replayed(response) => {
+            panic!("expected work done now, got a replay of {response:?}")
+        }
+    }
+}
+
 /// Remembers what a mock was called with, for assertions after the call.
 struct Captured<T>(Arc<Mutex<Option<T>>>);
 
@@ -175,41 +250,180 @@ impl<T: Clone> Captured<T> {
     }
 }
 
+// ------------------------------------------------------- retry helpers
+
+/// Renders a task the way the HTTP layer would, in miniature.
+struct TitleRecorder;
+
+impl ResponseRecorder for TitleRecorder {
+    fn record(&self, task: &Task) -> RecordedResponse {
+        RecordedResponse {
+            status: 201,
+            headers: vec![("ETag".to_owned(), format!("\"{}\"", task.version.get()))],
+            body: task.title.as_str().to_owned(),
+        }
+    }
+}
+
+fn idempotency_key() -> IdempotencyKey {
+    IdempotencyKey::parse(b"create-milk-7f3a").unwrap()
+}
+
+fn fingerprint() -> RequestFingerprint {
+    RequestFingerprint::new(vec![0xab; 32])
+}
+
+fn retry_request() -> IdempotentRequest {
+    IdempotentRequest {
+        key: idempotency_key(),
+        fingerprint: fingerprint(),
+        recorder: Arc::new(TitleRecorder),
+    }
+}
+
+/// The claim the key store grants `owner` in these tests.
+fn claim(owner: UserId) -> Claim {
+    Claim {
+        owner,
+        key: idempotency_key(),
+        token: Uuid::from_u128(0x0190_2c3d_4e5f_7a6b_8c9d_0e1f_2a3b_4c5d),
+    }
+}
+
+/// The answer a first request recorded, as a replay returns it.
+fn recorded_response() -> RecordedResponse {
+    RecordedResponse {
+        status: 201,
+        headers: vec![
+            ("Location".to_owned(), "/api/tasks/0190".to_owned()),
+            ("ETag".to_owned(), "\"1\"".to_owned()),
+        ],
+        body: r#"{"title":"Buy milk"}"#.to_owned(),
+    }
+}
+
+/// A key store that must not be called at all.
+fn keys_never_called() -> MockIdempotencyStore {
+    let mut keys = MockIdempotencyStore::new();
+    keys.expect_claim().times(0);
+    keys.expect_release().times(0);
+    keys.expect_purge_expired().times(0);
+    keys
+}
+
+/// A key store whose one claim, of [`idempotency_key`] by `owner` for
+/// [`fingerprint`] at the clock time, finds `outcome`.
+fn keys_answering_claim(
+    owner: UserId,
+    outcome: Result<ClaimOutcome, DomainError>,
+) -> MockIdempotencyStore {
+    let mut keys = MockIdempotencyStore::new();
+    keys.expect_claim()
+        .with(
+            eq(owner),
+            eq(idempotency_key()),
+            eq(fingerprint()),
+            eq(clock_time()),
+        )
+        .times(1)
+        .return_once(move |_, _, _, _| outcome);
+    keys
+}
+
+/// A key store that grants `owner` the claim [`claim`].
+fn keys_granting_claim(owner: UserId) -> MockIdempotencyStore {
+    keys_answering_claim(owner, Ok(ClaimOutcome::Claimed(claim(owner))))
+}
+
+/// Expects the claim of `owner` to be given back exactly once.
+fn expect_release(keys: &mut MockIdempotencyStore, owner: UserId, answer: Result<(), DomainError>) {
+    keys.expect_release()
+        .with(eq(claim(owner)))
+        .times(1)
+        .return_once(move |_| answer);
+}
+
+fn expect_no_release(keys: &mut MockIdempotencyStore) {
+    keys.expect_release().times(0);
+}
+
+/// A task repository that fails the test if any task is read or written.
+fn tasks_never_called() -> MockTaskRepository {
+    let mut tasks = MockTaskRepository::new();
+    tasks.expect_insert().times(0);
+    tasks.expect_change_completion_owned().times(0);
+    tasks.expect_find_owned().times(0);
+    tasks.expect_exists().times(0);
+    tasks
+}
+
+/// A task repository whose one insert answers `answer`, remembering the
+/// receipt it was handed.
+fn tasks_inserting(
+    receipt: &Captured<Option<Receipt>>,
+    answer: Result<(), DomainError>,
+) -> MockTaskRepository {
+    let record = receipt.recorder();
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_insert()
+        .times(1)
+        .return_once(move |_, _, receipt| {
+            record(&receipt);
+            answer
+        });
+    tasks
+}
+
+/// A task repository whose one insert fails with `error`.
+fn tasks_failing_insert(error: DomainError) -> MockTaskRepository {
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_insert()
+        .times(1)
+        .return_once(move |_, _, _| Err(error));
+    tasks
+}
+
 // ------------------------------------------------------- TaskService::create
+
+/// A repository that accepts any insert.
+fn tasks_accepting_inserts() -> MockTaskRepository {
+    let mut tasks = MockTaskRepository::new();
+    tasks.expect_insert().returning(|_, _, _| Ok(()));
+    tasks
+}
 
 #[tokio::test]
 async fn created_task_gets_a_version_7_id() {
-    let mut tasks = MockTaskRepository::new();
-    tasks.expect_insert().returning(|_| Ok(()));
-
-    let task = task_service(tasks)
-        .create(UserId::generate(), new_task())
+    let outcome = task_service(tasks_accepting_inserts())
+        .create(UserId::generate(), new_task(), None)
         .await
         .unwrap();
 
-    assert_eq!(task.id.as_uuid().get_version_num(), 7);
+    assert_eq!(done(outcome).id.as_uuid().get_version_num(), 7);
 }
 
 #[tokio::test]
 async fn created_task_belongs_to_the_caller() {
     let owner = UserId::generate();
-    let mut tasks = MockTaskRepository::new();
-    tasks.expect_insert().returning(|_| Ok(()));
 
-    let task = task_service(tasks).create(owner, new_task()).await.unwrap();
+    let outcome = task_service(tasks_accepting_inserts())
+        .create(owner, new_task(), None)
+        .await
+        .unwrap();
 
-    assert_eq!(task.owner, owner);
+    assert_eq!(done(outcome).owner, owner);
 }
 
 #[tokio::test]
 async fn created_task_is_created_and_updated_at_the_clock_time() {
-    let mut tasks = MockTaskRepository::new();
-    tasks.expect_insert().returning(|_| Ok(()));
-
-    let task = task_service(tasks)
-        .create(UserId::generate(), new_task())
-        .await
-        .unwrap();
+    let task = done(
+        task_service(tasks_accepting_inserts())
+            .create(UserId::generate(), new_task(), None)
+            .await
+            .unwrap(),
+    );
 
     assert_eq!(task.created_at, clock_time());
     assert_eq!(task.updated_at, clock_time());
@@ -217,13 +431,12 @@ async fn created_task_is_created_and_updated_at_the_clock_time() {
 
 #[tokio::test]
 async fn created_task_keeps_the_given_title_description_and_state() {
-    let mut tasks = MockTaskRepository::new();
-    tasks.expect_insert().returning(|_| Ok(()));
-
-    let task = task_service(tasks)
-        .create(UserId::generate(), new_task())
-        .await
-        .unwrap();
+    let task = done(
+        task_service(tasks_accepting_inserts())
+            .create(UserId::generate(), new_task(), None)
+            .await
+            .unwrap(),
+    );
 
     let given = new_task();
     assert_eq!(
@@ -233,56 +446,228 @@ async fn created_task_keeps_the_given_title_description_and_state() {
 }
 
 #[tokio::test]
+async fn created_task_keeps_the_given_due_date_priority_and_labels() {
+    let task = done(
+        task_service(tasks_accepting_inserts())
+            .create(UserId::generate(), new_task(), None)
+            .await
+            .unwrap(),
+    );
+
+    let given = new_task();
+    assert_eq!(
+        (task.due_at, task.priority, task.labels),
+        (given.due_at, given.priority, given.labels)
+    );
+}
+
+#[tokio::test]
+async fn task_created_done_was_completed_at_the_clock_time() {
+    let task = done(
+        task_service(tasks_accepting_inserts())
+            .create(UserId::generate(), new_task(), None)
+            .await
+            .unwrap(),
+    );
+
+    assert_eq!(task.completed_at, Some(clock_time()));
+}
+
+#[tokio::test]
+async fn task_created_open_has_no_completion_time() {
+    let task = done(
+        task_service(tasks_accepting_inserts())
+            .create(UserId::generate(), new_open_task(), None)
+            .await
+            .unwrap(),
+    );
+
+    assert_eq!(task.completed_at, None);
+}
+
+#[tokio::test]
+async fn created_task_starts_at_the_first_version() {
+    let task = done(
+        task_service(tasks_accepting_inserts())
+            .create(UserId::generate(), new_task(), None)
+            .await
+            .unwrap(),
+    );
+
+    assert_eq!(task.version, TaskVersion::FIRST);
+}
+
+#[tokio::test]
 async fn creating_a_task_inserts_exactly_the_returned_task_once() {
     let inserted = Captured::new();
     let record = inserted.recorder();
     let mut tasks = MockTaskRepository::new();
-    tasks.expect_insert().times(1).returning(move |task| {
+    tasks.expect_insert().times(1).returning(move |task, _, _| {
         record(task);
         Ok(())
     });
 
-    let task = task_service(tasks)
-        .create(UserId::generate(), new_task())
+    let outcome = task_service(tasks)
+        .create(UserId::generate(), new_task(), None)
         .await
         .unwrap();
 
-    assert_eq!(inserted.value(), task);
+    assert_eq!(inserted.value(), done(outcome));
+}
+
+#[tokio::test]
+async fn creating_a_task_hands_the_repository_the_configured_task_limit() {
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_insert()
+        .with(always(), eq(37), always())
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let service = TaskService::new(
+        Arc::new(tasks),
+        Arc::new(keys_never_called()),
+        fixed_clock(),
+        TaskLimits {
+            max_tasks_per_user: 37,
+        },
+    );
+
+    let result = service.create(UserId::generate(), new_task(), None).await;
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn creating_a_task_at_the_limit_fails_with_task_limit_reached() {
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_insert()
+        .return_once(|_, _, _| Err(DomainError::TaskLimitReached));
+
+    let error = task_service(tasks)
+        .create(UserId::generate(), new_task(), None)
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, DomainError::TaskLimitReached), "{error:?}");
 }
 
 #[tokio::test]
 async fn storage_failure_while_creating_a_task_propagates() {
     let mut tasks = MockTaskRepository::new();
-    tasks.expect_insert().return_once(|_| Err(storage_down()));
+    tasks
+        .expect_insert()
+        .return_once(|_, _, _| Err(storage_down()));
 
     let error = task_service(tasks)
-        .create(UserId::generate(), new_task())
+        .create(UserId::generate(), new_task(), None)
         .await
         .unwrap_err();
 
     assert_storage_down(&error);
 }
 
-// --------------------------------------------------------- TaskService::list
+#[tokio::test]
+async fn plain_create_never_calls_the_key_store() {
+    let mut keys = MockIdempotencyStore::new();
+    keys.expect_claim().times(0);
+    keys.expect_release().times(0);
+
+    let result = task_service_with_keys(tasks_accepting_inserts(), keys)
+        .create(UserId::generate(), new_task(), None)
+        .await;
+
+    assert!(result.is_ok(), "{result:?}");
+}
 
 #[tokio::test]
-async fn listing_returns_what_the_repository_holds_for_the_caller() {
-    let owner = UserId::generate();
-    let stored = vec![
+async fn plain_create_hands_the_repository_no_receipt() {
+    let receipt = Captured::new();
+    let tasks = tasks_inserting(&receipt, Ok(()));
+
+    task_service(tasks)
+        .create(UserId::generate(), new_task(), None)
+        .await
+        .unwrap();
+
+    assert!(receipt.value().is_none());
+}
+
+// --------------------------------------------------------- TaskService::list
+
+/// A query with every part set, so a service that dropped or rebuilt any
+/// part of it would hand the repository something else.
+fn list_query() -> TaskQuery {
+    TaskQuery {
+        filter: TaskFilter {
+            completed: Some(false),
+            priorities: vec![Priority::High, Priority::Medium],
+            labels: Labels::parse(&["work"]).unwrap(),
+            due_before: Some(Timestamp::from_datetime(datetime!(2031-06-01 00:00 UTC))),
+            due_after: Some(Timestamp::from_datetime(datetime!(2031-01-01 00:00 UTC))),
+            overdue: Some(true),
+            search: SearchText::parse("50%_off").unwrap(),
+        },
+        sort: TaskSort {
+            field: SortField::DueAt,
+            order: SortOrder::Desc,
+        },
+        page: Some(PageRequest {
+            limit: PageLimit::new(20).unwrap(),
+            after: Some(TaskPosition {
+                key: SortKey::DueAt(None),
+                id: TaskId::from_uuid(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001)),
+            }),
+        }),
+    }
+}
+
+fn sample_page(owner: UserId) -> TaskPage {
+    let tasks = vec![
         sample_task(TaskId::generate(), owner),
         sample_task(TaskId::generate(), owner),
     ];
+    let next = Some(TaskPosition::of(&tasks[1], SortField::DueAt));
+    TaskPage {
+        tasks,
+        total: 57,
+        next,
+    }
+}
+
+#[tokio::test]
+async fn listing_returns_the_page_the_repository_holds_for_the_caller_unchanged() {
+    let owner = UserId::generate();
+    let stored = sample_page(owner);
     let answer = stored.clone();
     let mut tasks = MockTaskRepository::new();
     tasks
         .expect_list_by_owner()
-        .with(eq(owner))
+        .with(eq(owner), always(), always())
         .times(1)
-        .return_once(move |_| Ok(answer));
+        .return_once(move |_, _, _| Ok(answer));
 
-    let listed = task_service(tasks).list(owner).await.unwrap();
+    let page = task_service(tasks)
+        .list(owner, &list_query())
+        .await
+        .unwrap();
 
-    assert_eq!(listed, stored);
+    assert_eq!(page, stored);
+}
+
+#[tokio::test]
+async fn listing_hands_the_repository_the_query_and_the_clock_time_unchanged() {
+    let owner = UserId::generate();
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_list_by_owner()
+        .with(eq(owner), eq(list_query()), eq(clock_time()))
+        .times(1)
+        .return_once(move |_, _, _| Ok(sample_page(owner)));
+
+    let result = task_service(tasks).list(owner, &list_query()).await;
+
+    assert!(result.is_ok(), "{result:?}");
 }
 
 #[tokio::test]
@@ -290,10 +675,10 @@ async fn storage_failure_while_listing_propagates() {
     let mut tasks = MockTaskRepository::new();
     tasks
         .expect_list_by_owner()
-        .return_once(|_| Err(storage_down()));
+        .return_once(|_, _, _| Err(storage_down()));
 
     let error = task_service(tasks)
-        .list(UserId::generate())
+        .list(UserId::generate(), &TaskQuery::default())
         .await
         .unwrap_err();
 
@@ -382,30 +767,47 @@ async fn failing_get_propagates_without_checking_existence() {
 
 // ------------------------------------------------------- TaskService::update
 
-/// A repository whose owned update of (`id`, `owner`) misses once.
-fn update_misses(id: TaskId, owner: UserId) -> MockTaskRepository {
+/// A repository whose owned patch of (`id`, `owner`) under `precondition`
+/// answers `answer` once.
+fn patch_answers(
+    id: TaskId,
+    owner: UserId,
+    precondition: Option<Precondition>,
+    answer: Result<Option<Task>, DomainError>,
+) -> MockTaskRepository {
     let mut tasks = MockTaskRepository::new();
     tasks
-        .expect_update_owned()
-        .with(eq(id), eq(owner), eq(task_changes()), eq(clock_time()))
+        .expect_patch_owned()
+        .with(
+            eq(id),
+            eq(owner),
+            eq(task_patch()),
+            eq(precondition),
+            eq(clock_time()),
+        )
         .times(1)
-        .return_once(|_, _, _, _| Ok(None));
+        .return_once(move |_, _, _, _, _| answer);
     tasks
 }
 
+/// A repository whose owned patch of (`id`, `owner`) misses once.
+fn patch_misses(
+    id: TaskId,
+    owner: UserId,
+    precondition: Option<Precondition>,
+) -> MockTaskRepository {
+    patch_answers(id, owner, precondition, Ok(None))
+}
+
 #[tokio::test]
-async fn updating_hands_the_repository_the_callers_ids_the_changes_and_the_clock_time() {
+async fn updating_hands_the_repository_the_callers_ids_the_patch_and_the_clock_time() {
     let (id, owner) = (TaskId::generate(), UserId::generate());
-    let stored = sample_task(id, owner);
-    let mut tasks = MockTaskRepository::new();
-    tasks
-        .expect_update_owned()
-        .with(eq(id), eq(owner), eq(task_changes()), eq(clock_time()))
-        .times(1)
-        .return_once(move |_, _, _, _| Ok(Some(stored)));
+    let mut tasks = patch_answers(id, owner, None, Ok(Some(sample_task(id, owner))));
     expect_no_existence_check(&mut tasks);
 
-    let result = task_service(tasks).update(owner, id, task_changes()).await;
+    let result = task_service(tasks)
+        .update(owner, id, task_patch(), None)
+        .await;
 
     assert!(result.is_ok(), "{result:?}");
 }
@@ -417,12 +819,12 @@ async fn updating_an_owned_task_returns_its_stored_state_without_checking_existe
     let answer = stored.clone();
     let mut tasks = MockTaskRepository::new();
     tasks
-        .expect_update_owned()
-        .return_once(move |_, _, _, _| Ok(Some(answer)));
+        .expect_patch_owned()
+        .return_once(move |_, _, _, _, _| Ok(Some(answer)));
     expect_no_existence_check(&mut tasks);
 
     let task = task_service(tasks)
-        .update(owner, id, task_changes())
+        .update(owner, id, task_patch(), None)
         .await
         .unwrap();
 
@@ -432,11 +834,11 @@ async fn updating_an_owned_task_returns_its_stored_state_without_checking_existe
 #[tokio::test]
 async fn updating_another_users_task_is_forbidden() {
     let (id, caller) = (TaskId::generate(), UserId::generate());
-    let mut tasks = update_misses(id, caller);
+    let mut tasks = patch_misses(id, caller, None);
     expect_exists(&mut tasks, id, Ok(true));
 
     let error = task_service(tasks)
-        .update(caller, id, task_changes())
+        .update(caller, id, task_patch(), None)
         .await
         .unwrap_err();
 
@@ -446,11 +848,11 @@ async fn updating_another_users_task_is_forbidden() {
 #[tokio::test]
 async fn updating_a_task_nobody_has_is_not_found() {
     let (id, caller) = (TaskId::generate(), UserId::generate());
-    let mut tasks = update_misses(id, caller);
+    let mut tasks = patch_misses(id, caller, None);
     expect_exists(&mut tasks, id, Ok(false));
 
     let error = task_service(tasks)
-        .update(caller, id, task_changes())
+        .update(caller, id, task_patch(), None)
         .await
         .unwrap_err();
 
@@ -460,11 +862,11 @@ async fn updating_a_task_nobody_has_is_not_found() {
 #[tokio::test]
 async fn failing_existence_check_after_a_missed_update_propagates() {
     let (id, caller) = (TaskId::generate(), UserId::generate());
-    let mut tasks = update_misses(id, caller);
+    let mut tasks = patch_misses(id, caller, None);
     expect_exists(&mut tasks, id, Err(storage_down()));
 
     let error = task_service(tasks)
-        .update(caller, id, task_changes())
+        .update(caller, id, task_patch(), None)
         .await
         .unwrap_err();
 
@@ -475,12 +877,143 @@ async fn failing_existence_check_after_a_missed_update_propagates() {
 async fn failing_update_propagates_without_checking_existence() {
     let mut tasks = MockTaskRepository::new();
     tasks
-        .expect_update_owned()
-        .return_once(|_, _, _, _| Err(storage_down()));
+        .expect_patch_owned()
+        .return_once(|_, _, _, _, _| Err(storage_down()));
+    expect_no_owned_lookup(&mut tasks);
     expect_no_existence_check(&mut tasks);
 
     let error = task_service(tasks)
-        .update(UserId::generate(), TaskId::generate(), task_changes())
+        .update(
+            UserId::generate(),
+            TaskId::generate(),
+            task_patch(),
+            Some(precondition()),
+        )
+        .await
+        .unwrap_err();
+
+    assert_storage_down(&error);
+}
+
+#[tokio::test]
+async fn missed_plain_update_does_not_look_for_the_callers_task() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = patch_misses(id, caller, None);
+    expect_no_owned_lookup(&mut tasks);
+    expect_exists(&mut tasks, id, Ok(false));
+
+    let result = task_service(tasks)
+        .update(caller, id, task_patch(), None)
+        .await;
+
+    assert!(result.is_err(), "{result:?}");
+}
+
+#[tokio::test]
+async fn conditional_update_hands_the_repository_its_precondition() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let tasks = patch_answers(
+        id,
+        owner,
+        Some(precondition()),
+        Ok(Some(sample_task(id, owner))),
+    );
+
+    let result = task_service(tasks)
+        .update(owner, id, task_patch(), Some(precondition()))
+        .await;
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn conditional_update_that_matches_returns_the_task_without_further_lookups() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let stored = sample_task(id, owner);
+    let mut tasks = patch_answers(id, owner, Some(precondition()), Ok(Some(stored.clone())));
+    expect_no_owned_lookup(&mut tasks);
+    expect_no_existence_check(&mut tasks);
+
+    let task = task_service(tasks)
+        .update(owner, id, task_patch(), Some(precondition()))
+        .await
+        .unwrap();
+
+    assert_eq!(task, stored);
+}
+
+#[tokio::test]
+async fn conditional_update_of_an_owned_task_at_another_version_fails_without_checking_existence() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let mut tasks = patch_misses(id, owner, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, owner, Ok(Some(sample_task(id, owner))));
+    expect_no_existence_check(&mut tasks);
+
+    let error = task_service(tasks)
+        .update(owner, id, task_patch(), Some(precondition()))
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, DomainError::PreconditionFailed),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn conditional_update_of_another_users_task_is_forbidden() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = patch_misses(id, caller, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, caller, Ok(None));
+    expect_exists(&mut tasks, id, Ok(true));
+
+    let error = task_service(tasks)
+        .update(caller, id, task_patch(), Some(precondition()))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, DomainError::Forbidden), "{error:?}");
+}
+
+#[tokio::test]
+async fn conditional_update_of_a_task_nobody_has_is_not_found() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = patch_misses(id, caller, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, caller, Ok(None));
+    expect_exists(&mut tasks, id, Ok(false));
+
+    let error = task_service(tasks)
+        .update(caller, id, task_patch(), Some(precondition()))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, DomainError::TaskNotFound), "{error:?}");
+}
+
+#[tokio::test]
+async fn failing_owned_lookup_after_a_missed_conditional_update_propagates() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = patch_misses(id, caller, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, caller, Err(storage_down()));
+    expect_no_existence_check(&mut tasks);
+
+    let error = task_service(tasks)
+        .update(caller, id, task_patch(), Some(precondition()))
+        .await
+        .unwrap_err();
+
+    assert_storage_down(&error);
+}
+
+#[tokio::test]
+async fn failing_existence_check_after_a_missed_conditional_update_propagates() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = patch_misses(id, caller, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, caller, Ok(None));
+    expect_exists(&mut tasks, id, Err(storage_down()));
+
+    let error = task_service(tasks)
+        .update(caller, id, task_patch(), Some(precondition()))
         .await
         .unwrap_err();
 
@@ -492,35 +1025,52 @@ async fn failing_update_propagates_without_checking_existence() {
 const TOGGLE: CompletionChange = CompletionChange::Toggle;
 const SET_DONE: CompletionChange = CompletionChange::Set(true);
 
+/// A repository whose owned completion change of (`id`, `owner`) under
+/// `precondition` answers `answer` once, whatever receipt it gets.
+fn completion_change_answers(
+    id: TaskId,
+    owner: UserId,
+    change: CompletionChange,
+    precondition: Option<Precondition>,
+    answer: Result<Option<Task>, DomainError>,
+) -> MockTaskRepository {
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_change_completion_owned()
+        .with(
+            eq(id),
+            eq(owner),
+            eq(change),
+            eq(precondition),
+            eq(clock_time()),
+            always(),
+        )
+        .times(1)
+        .return_once(move |_, _, _, _, _, _| answer);
+    tasks
+}
+
 /// A repository whose owned completion change of (`id`, `owner`) misses once.
 fn completion_change_misses(
     id: TaskId,
     owner: UserId,
     change: CompletionChange,
+    precondition: Option<Precondition>,
 ) -> MockTaskRepository {
-    let mut tasks = MockTaskRepository::new();
-    tasks
-        .expect_change_completion_owned()
-        .with(eq(id), eq(owner), eq(change), eq(clock_time()))
-        .times(1)
-        .return_once(|_, _, _, _| Ok(None));
-    tasks
+    completion_change_answers(id, owner, change, precondition, Ok(None))
 }
 
 /// A repository whose completion change of (`id`, `owner`) hits, and that
-/// fails the test if asked whether the task exists.
+/// fails the test if asked anything more about the task.
 fn completion_change_hits(
     id: TaskId,
     owner: UserId,
     change: CompletionChange,
+    precondition: Option<Precondition>,
     stored: Task,
 ) -> MockTaskRepository {
-    let mut tasks = MockTaskRepository::new();
-    tasks
-        .expect_change_completion_owned()
-        .with(eq(id), eq(owner), eq(change), eq(clock_time()))
-        .times(1)
-        .return_once(move |_, _, _, _| Ok(Some(stored)));
+    let mut tasks = completion_change_answers(id, owner, change, precondition, Ok(Some(stored)));
+    expect_no_owned_lookup(&mut tasks);
     expect_no_existence_check(&mut tasks);
     tasks
 }
@@ -528,10 +1078,10 @@ fn completion_change_hits(
 #[tokio::test]
 async fn toggling_hands_the_repository_a_toggle_with_the_callers_ids_and_the_clock_time() {
     let (id, owner) = (TaskId::generate(), UserId::generate());
-    let tasks = completion_change_hits(id, owner, TOGGLE, sample_task(id, owner));
+    let tasks = completion_change_hits(id, owner, TOGGLE, None, sample_task(id, owner));
 
     let result = task_service(tasks)
-        .change_completion(owner, id, TOGGLE)
+        .change_completion(owner, id, TOGGLE, None, None)
         .await;
 
     assert!(result.is_ok(), "{result:?}");
@@ -541,10 +1091,10 @@ async fn toggling_hands_the_repository_a_toggle_with_the_callers_ids_and_the_clo
 async fn setting_completion_hands_the_repository_the_value_with_the_callers_ids_and_the_clock_time()
 {
     let (id, owner) = (TaskId::generate(), UserId::generate());
-    let tasks = completion_change_hits(id, owner, SET_DONE, sample_task(id, owner));
+    let tasks = completion_change_hits(id, owner, SET_DONE, None, sample_task(id, owner));
 
     let result = task_service(tasks)
-        .change_completion(owner, id, SET_DONE)
+        .change_completion(owner, id, SET_DONE, None, None)
         .await;
 
     assert!(result.is_ok(), "{result:?}");
@@ -555,16 +1105,17 @@ async fn toggling_an_owned_task_returns_its_stored_state_without_checking_existe
     let (id, owner) = (TaskId::generate(), UserId::generate());
     let stored = Task {
         completed: true,
+        completed_at: Some(clock_time()),
         ..sample_task(id, owner)
     };
-    let tasks = completion_change_hits(id, owner, TOGGLE, stored.clone());
+    let tasks = completion_change_hits(id, owner, TOGGLE, None, stored.clone());
 
-    let task = task_service(tasks)
-        .change_completion(owner, id, TOGGLE)
+    let outcome = task_service(tasks)
+        .change_completion(owner, id, TOGGLE, None, None)
         .await
         .unwrap();
 
-    assert_eq!(task, stored);
+    assert_eq!(outcome, Outcome::Done(stored));
 }
 
 #[tokio::test]
@@ -572,26 +1123,27 @@ async fn setting_completion_of_an_owned_task_returns_its_stored_state_without_ch
     let (id, owner) = (TaskId::generate(), UserId::generate());
     let stored = Task {
         completed: true,
+        completed_at: Some(clock_time()),
         ..sample_task(id, owner)
     };
-    let tasks = completion_change_hits(id, owner, SET_DONE, stored.clone());
+    let tasks = completion_change_hits(id, owner, SET_DONE, None, stored.clone());
 
-    let task = task_service(tasks)
-        .change_completion(owner, id, SET_DONE)
+    let outcome = task_service(tasks)
+        .change_completion(owner, id, SET_DONE, None, None)
         .await
         .unwrap();
 
-    assert_eq!(task, stored);
+    assert_eq!(outcome, Outcome::Done(stored));
 }
 
 #[tokio::test]
 async fn toggling_another_users_task_is_forbidden() {
     let (id, caller) = (TaskId::generate(), UserId::generate());
-    let mut tasks = completion_change_misses(id, caller, TOGGLE);
+    let mut tasks = completion_change_misses(id, caller, TOGGLE, None);
     expect_exists(&mut tasks, id, Ok(true));
 
     let error = task_service(tasks)
-        .change_completion(caller, id, TOGGLE)
+        .change_completion(caller, id, TOGGLE, None, None)
         .await
         .unwrap_err();
 
@@ -601,11 +1153,11 @@ async fn toggling_another_users_task_is_forbidden() {
 #[tokio::test]
 async fn toggling_a_task_nobody_has_is_not_found() {
     let (id, caller) = (TaskId::generate(), UserId::generate());
-    let mut tasks = completion_change_misses(id, caller, TOGGLE);
+    let mut tasks = completion_change_misses(id, caller, TOGGLE, None);
     expect_exists(&mut tasks, id, Ok(false));
 
     let error = task_service(tasks)
-        .change_completion(caller, id, TOGGLE)
+        .change_completion(caller, id, TOGGLE, None, None)
         .await
         .unwrap_err();
 
@@ -615,11 +1167,11 @@ async fn toggling_a_task_nobody_has_is_not_found() {
 #[tokio::test]
 async fn failing_existence_check_after_a_missed_toggle_propagates() {
     let (id, caller) = (TaskId::generate(), UserId::generate());
-    let mut tasks = completion_change_misses(id, caller, TOGGLE);
+    let mut tasks = completion_change_misses(id, caller, TOGGLE, None);
     expect_exists(&mut tasks, id, Err(storage_down()));
 
     let error = task_service(tasks)
-        .change_completion(caller, id, TOGGLE)
+        .change_completion(caller, id, TOGGLE, None, None)
         .await
         .unwrap_err();
 
@@ -629,11 +1181,11 @@ async fn failing_existence_check_after_a_missed_toggle_propagates() {
 #[tokio::test]
 async fn setting_completion_of_another_users_task_is_forbidden() {
     let (id, caller) = (TaskId::generate(), UserId::generate());
-    let mut tasks = completion_change_misses(id, caller, SET_DONE);
+    let mut tasks = completion_change_misses(id, caller, SET_DONE, None);
     expect_exists(&mut tasks, id, Ok(true));
 
     let error = task_service(tasks)
-        .change_completion(caller, id, SET_DONE)
+        .change_completion(caller, id, SET_DONE, None, None)
         .await
         .unwrap_err();
 
@@ -643,11 +1195,11 @@ async fn setting_completion_of_another_users_task_is_forbidden() {
 #[tokio::test]
 async fn setting_completion_of_a_task_nobody_has_is_not_found() {
     let (id, caller) = (TaskId::generate(), UserId::generate());
-    let mut tasks = completion_change_misses(id, caller, SET_DONE);
+    let mut tasks = completion_change_misses(id, caller, SET_DONE, None);
     expect_exists(&mut tasks, id, Ok(false));
 
     let error = task_service(tasks)
-        .change_completion(caller, id, SET_DONE)
+        .change_completion(caller, id, SET_DONE, None, None)
         .await
         .unwrap_err();
 
@@ -657,11 +1209,11 @@ async fn setting_completion_of_a_task_nobody_has_is_not_found() {
 #[tokio::test]
 async fn failing_existence_check_after_a_missed_completion_set_propagates() {
     let (id, caller) = (TaskId::generate(), UserId::generate());
-    let mut tasks = completion_change_misses(id, caller, SET_DONE);
+    let mut tasks = completion_change_misses(id, caller, SET_DONE, None);
     expect_exists(&mut tasks, id, Err(storage_down()));
 
     let error = task_service(tasks)
-        .change_completion(caller, id, SET_DONE)
+        .change_completion(caller, id, SET_DONE, None, None)
         .await
         .unwrap_err();
 
@@ -673,42 +1225,195 @@ async fn failing_completion_change_propagates_without_checking_existence() {
     let mut tasks = MockTaskRepository::new();
     tasks
         .expect_change_completion_owned()
-        .return_once(|_, _, _, _| Err(storage_down()));
+        .return_once(|_, _, _, _, _, _| Err(storage_down()));
+    expect_no_owned_lookup(&mut tasks);
     expect_no_existence_check(&mut tasks);
 
     let error = task_service(tasks)
-        .change_completion(UserId::generate(), TaskId::generate(), TOGGLE)
+        .change_completion(
+            UserId::generate(),
+            TaskId::generate(),
+            TOGGLE,
+            Some(precondition()),
+            None,
+        )
         .await
         .unwrap_err();
 
     assert_storage_down(&error);
 }
 
+#[tokio::test]
+async fn missed_plain_completion_change_does_not_look_for_the_callers_task() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = completion_change_misses(id, caller, TOGGLE, None);
+    expect_no_owned_lookup(&mut tasks);
+    expect_exists(&mut tasks, id, Ok(false));
+
+    let result = task_service(tasks)
+        .change_completion(caller, id, TOGGLE, None, None)
+        .await;
+
+    assert!(result.is_err(), "{result:?}");
+}
+
+#[tokio::test]
+async fn conditional_completion_change_that_matches_returns_the_task_without_further_lookups() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let stored = sample_task(id, owner);
+    let tasks = completion_change_hits(id, owner, TOGGLE, Some(precondition()), stored.clone());
+
+    let outcome = task_service(tasks)
+        .change_completion(owner, id, TOGGLE, Some(precondition()), None)
+        .await
+        .unwrap();
+
+    assert_eq!(outcome, Outcome::Done(stored));
+}
+
+#[tokio::test]
+async fn conditional_completion_change_of_an_owned_task_at_another_version_fails_without_checking_existence()
+ {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let mut tasks = completion_change_misses(id, owner, TOGGLE, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, owner, Ok(Some(sample_task(id, owner))));
+    expect_no_existence_check(&mut tasks);
+
+    let error = task_service(tasks)
+        .change_completion(owner, id, TOGGLE, Some(precondition()), None)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, DomainError::PreconditionFailed),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn conditional_completion_change_of_another_users_task_is_forbidden() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = completion_change_misses(id, caller, TOGGLE, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, caller, Ok(None));
+    expect_exists(&mut tasks, id, Ok(true));
+
+    let error = task_service(tasks)
+        .change_completion(caller, id, TOGGLE, Some(precondition()), None)
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, DomainError::Forbidden), "{error:?}");
+}
+
+#[tokio::test]
+async fn conditional_completion_change_of_a_task_nobody_has_is_not_found() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = completion_change_misses(id, caller, TOGGLE, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, caller, Ok(None));
+    expect_exists(&mut tasks, id, Ok(false));
+
+    let error = task_service(tasks)
+        .change_completion(caller, id, TOGGLE, Some(precondition()), None)
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, DomainError::TaskNotFound), "{error:?}");
+}
+
+#[tokio::test]
+async fn failing_owned_lookup_after_a_missed_conditional_completion_change_propagates() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = completion_change_misses(id, caller, TOGGLE, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, caller, Err(storage_down()));
+    expect_no_existence_check(&mut tasks);
+
+    let error = task_service(tasks)
+        .change_completion(caller, id, TOGGLE, Some(precondition()), None)
+        .await
+        .unwrap_err();
+
+    assert_storage_down(&error);
+}
+
+#[tokio::test]
+async fn failing_existence_check_after_a_missed_conditional_completion_change_propagates() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = completion_change_misses(id, caller, TOGGLE, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, caller, Ok(None));
+    expect_exists(&mut tasks, id, Err(storage_down()));
+
+    let error = task_service(tasks)
+        .change_completion(caller, id, TOGGLE, Some(precondition()), None)
+        .await
+        .unwrap_err();
+
+    assert_storage_down(&error);
+}
+
+#[tokio::test]
+async fn plain_completion_change_never_calls_the_key_store() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let tasks = completion_change_hits(id, owner, TOGGLE, None, sample_task(id, owner));
+    let mut keys = MockIdempotencyStore::new();
+    keys.expect_claim().times(0);
+    keys.expect_release().times(0);
+
+    let result = task_service_with_keys(tasks, keys)
+        .change_completion(owner, id, TOGGLE, None, None)
+        .await;
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn plain_completion_change_hands_the_repository_no_receipt() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let receipt = Captured::new();
+    let tasks = tasks_changing_completion(&receipt, Ok(Some(sample_task(id, owner))));
+
+    task_service(tasks)
+        .change_completion(owner, id, TOGGLE, None, None)
+        .await
+        .unwrap();
+
+    assert!(receipt.value().is_none());
+}
+
 // ------------------------------------------------------- TaskService::delete
 
-/// A repository whose owned delete of (`id`, `owner`) matches nothing once.
-fn delete_misses(id: TaskId, owner: UserId) -> MockTaskRepository {
+/// A repository whose owned delete of (`id`, `owner`) under `precondition`
+/// answers `answer` once.
+fn delete_answers(
+    id: TaskId,
+    owner: UserId,
+    precondition: Option<Precondition>,
+    answer: Result<bool, DomainError>,
+) -> MockTaskRepository {
     let mut tasks = MockTaskRepository::new();
     tasks
         .expect_delete_owned()
-        .with(eq(id), eq(owner))
+        .with(eq(id), eq(owner), eq(precondition))
         .times(1)
-        .return_once(|_, _| Ok(false));
+        .return_once(move |_, _, _| answer);
     tasks
+}
+
+/// A repository whose owned delete of (`id`, `owner`) matches nothing once.
+fn delete_misses(
+    id: TaskId,
+    owner: UserId,
+    precondition: Option<Precondition>,
+) -> MockTaskRepository {
+    delete_answers(id, owner, precondition, Ok(false))
 }
 
 #[tokio::test]
 async fn deleting_an_owned_task_succeeds_without_checking_existence() {
     let (id, owner) = (TaskId::generate(), UserId::generate());
-    let mut tasks = MockTaskRepository::new();
-    tasks
-        .expect_delete_owned()
-        .with(eq(id), eq(owner))
-        .times(1)
-        .return_once(|_, _| Ok(true));
+    let mut tasks = delete_answers(id, owner, None, Ok(true));
     expect_no_existence_check(&mut tasks);
 
-    let result = task_service(tasks).delete(owner, id).await;
+    let result = task_service(tasks).delete(owner, id, None).await;
 
     assert!(result.is_ok(), "{result:?}");
 }
@@ -716,10 +1421,13 @@ async fn deleting_an_owned_task_succeeds_without_checking_existence() {
 #[tokio::test]
 async fn deleting_another_users_task_is_forbidden() {
     let (id, caller) = (TaskId::generate(), UserId::generate());
-    let mut tasks = delete_misses(id, caller);
+    let mut tasks = delete_misses(id, caller, None);
     expect_exists(&mut tasks, id, Ok(true));
 
-    let error = task_service(tasks).delete(caller, id).await.unwrap_err();
+    let error = task_service(tasks)
+        .delete(caller, id, None)
+        .await
+        .unwrap_err();
 
     assert!(matches!(error, DomainError::Forbidden), "{error:?}");
 }
@@ -727,10 +1435,13 @@ async fn deleting_another_users_task_is_forbidden() {
 #[tokio::test]
 async fn deleting_a_task_nobody_has_is_not_found() {
     let (id, caller) = (TaskId::generate(), UserId::generate());
-    let mut tasks = delete_misses(id, caller);
+    let mut tasks = delete_misses(id, caller, None);
     expect_exists(&mut tasks, id, Ok(false));
 
-    let error = task_service(tasks).delete(caller, id).await.unwrap_err();
+    let error = task_service(tasks)
+        .delete(caller, id, None)
+        .await
+        .unwrap_err();
 
     assert!(matches!(error, DomainError::TaskNotFound), "{error:?}");
 }
@@ -738,10 +1449,13 @@ async fn deleting_a_task_nobody_has_is_not_found() {
 #[tokio::test]
 async fn failing_existence_check_after_a_missed_delete_propagates() {
     let (id, caller) = (TaskId::generate(), UserId::generate());
-    let mut tasks = delete_misses(id, caller);
+    let mut tasks = delete_misses(id, caller, None);
     expect_exists(&mut tasks, id, Err(storage_down()));
 
-    let error = task_service(tasks).delete(caller, id).await.unwrap_err();
+    let error = task_service(tasks)
+        .delete(caller, id, None)
+        .await
+        .unwrap_err();
 
     assert_storage_down(&error);
 }
@@ -751,15 +1465,741 @@ async fn failing_delete_propagates_without_checking_existence() {
     let mut tasks = MockTaskRepository::new();
     tasks
         .expect_delete_owned()
-        .return_once(|_, _| Err(storage_down()));
+        .return_once(|_, _, _| Err(storage_down()));
+    expect_no_owned_lookup(&mut tasks);
     expect_no_existence_check(&mut tasks);
 
     let error = task_service(tasks)
-        .delete(UserId::generate(), TaskId::generate())
+        .delete(UserId::generate(), TaskId::generate(), Some(precondition()))
         .await
         .unwrap_err();
 
     assert_storage_down(&error);
+}
+
+#[tokio::test]
+async fn missed_plain_delete_does_not_look_for_the_callers_task() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = delete_misses(id, caller, None);
+    expect_no_owned_lookup(&mut tasks);
+    expect_exists(&mut tasks, id, Ok(false));
+
+    let result = task_service(tasks).delete(caller, id, None).await;
+
+    assert!(result.is_err(), "{result:?}");
+}
+
+#[tokio::test]
+async fn conditional_delete_that_matches_succeeds_without_further_lookups() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let mut tasks = delete_answers(id, owner, Some(precondition()), Ok(true));
+    expect_no_owned_lookup(&mut tasks);
+    expect_no_existence_check(&mut tasks);
+
+    let result = task_service(tasks)
+        .delete(owner, id, Some(precondition()))
+        .await;
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn conditional_delete_of_an_owned_task_at_another_version_fails_without_checking_existence() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let mut tasks = delete_misses(id, owner, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, owner, Ok(Some(sample_task(id, owner))));
+    expect_no_existence_check(&mut tasks);
+
+    let error = task_service(tasks)
+        .delete(owner, id, Some(precondition()))
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, DomainError::PreconditionFailed),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn conditional_delete_of_another_users_task_is_forbidden() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = delete_misses(id, caller, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, caller, Ok(None));
+    expect_exists(&mut tasks, id, Ok(true));
+
+    let error = task_service(tasks)
+        .delete(caller, id, Some(precondition()))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, DomainError::Forbidden), "{error:?}");
+}
+
+#[tokio::test]
+async fn conditional_delete_of_a_task_nobody_has_is_not_found() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = delete_misses(id, caller, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, caller, Ok(None));
+    expect_exists(&mut tasks, id, Ok(false));
+
+    let error = task_service(tasks)
+        .delete(caller, id, Some(precondition()))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, DomainError::TaskNotFound), "{error:?}");
+}
+
+#[tokio::test]
+async fn failing_owned_lookup_after_a_missed_conditional_delete_propagates() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = delete_misses(id, caller, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, caller, Err(storage_down()));
+    expect_no_existence_check(&mut tasks);
+
+    let error = task_service(tasks)
+        .delete(caller, id, Some(precondition()))
+        .await
+        .unwrap_err();
+
+    assert_storage_down(&error);
+}
+
+#[tokio::test]
+async fn failing_existence_check_after_a_missed_conditional_delete_propagates() {
+    let (id, caller) = (TaskId::generate(), UserId::generate());
+    let mut tasks = delete_misses(id, caller, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, caller, Ok(None));
+    expect_exists(&mut tasks, id, Err(storage_down()));
+
+    let error = task_service(tasks)
+        .delete(caller, id, Some(precondition()))
+        .await
+        .unwrap_err();
+
+    assert_storage_down(&error);
+}
+
+// --------------------------------------------- TaskService::delete_completed
+
+#[tokio::test]
+async fn deleting_completed_tasks_returns_how_many_the_repository_deleted_for_the_caller() {
+    let owner = UserId::generate();
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_delete_completed()
+        .with(eq(owner))
+        .times(1)
+        .return_once(|_| Ok(12));
+
+    let deleted = task_service(tasks).delete_completed(owner).await.unwrap();
+
+    assert_eq!(deleted, 12);
+}
+
+#[tokio::test]
+async fn storage_failure_while_deleting_completed_tasks_propagates() {
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_delete_completed()
+        .return_once(|_| Err(storage_down()));
+
+    let error = task_service(tasks)
+        .delete_completed(UserId::generate())
+        .await
+        .unwrap_err();
+
+    assert_storage_down(&error);
+}
+
+// ------------------------------------------- TaskService::purge_expired_keys
+
+#[tokio::test]
+async fn purging_keys_hands_the_store_the_clock_time_and_returns_how_many_went() {
+    let mut keys = MockIdempotencyStore::new();
+    keys.expect_purge_expired()
+        .with(eq(clock_time()))
+        .times(1)
+        .return_once(|_| Ok(5));
+
+    let purged = task_service_with_keys(MockTaskRepository::new(), keys)
+        .purge_expired_keys()
+        .await
+        .unwrap();
+
+    assert_eq!(purged, 5);
+}
+
+#[tokio::test]
+async fn storage_failure_while_purging_keys_propagates() {
+    let mut keys = MockIdempotencyStore::new();
+    keys.expect_purge_expired()
+        .return_once(|_| Err(storage_down()));
+
+    let error = task_service_with_keys(MockTaskRepository::new(), keys)
+        .purge_expired_keys()
+        .await
+        .unwrap_err();
+
+    assert_storage_down(&error);
+}
+
+// ------------------------------------------ TaskService::create, retry-safe
+
+#[tokio::test]
+async fn retry_safe_create_claims_the_key_for_the_caller_with_the_fingerprint_at_the_clock_time() {
+    let owner = UserId::generate();
+    let keys = keys_granting_claim(owner);
+
+    let result = task_service_with_keys(tasks_accepting_inserts(), keys)
+        .create(owner, new_task(), Some(retry_request()))
+        .await;
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn retry_safe_create_claims_the_key_before_storing_the_task() {
+    let owner = UserId::generate();
+    let mut order = Sequence::new();
+    let mut keys = MockIdempotencyStore::new();
+    keys.expect_claim()
+        .times(1)
+        .in_sequence(&mut order)
+        .return_once(move |_, _, _, _| Ok(ClaimOutcome::Claimed(claim(owner))));
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_insert()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, _| Ok(()));
+
+    let result = task_service_with_keys(tasks, keys)
+        .create(owner, new_task(), Some(retry_request()))
+        .await;
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn replayed_create_answers_the_recorded_response() {
+    let owner = UserId::generate();
+    let keys = keys_answering_claim(owner, Ok(ClaimOutcome::Replay(recorded_response())));
+
+    let outcome = task_service_with_keys(tasks_never_called(), keys)
+        .create(owner, new_task(), Some(retry_request()))
+        .await
+        .unwrap();
+
+    assert_eq!(outcome, Outcome::Replayed(recorded_response()));
+}
+
+#[tokio::test]
+async fn replayed_create_neither_stores_a_task_nor_gives_a_claim_back() {
+    let owner = UserId::generate();
+    let mut keys = keys_answering_claim(owner, Ok(ClaimOutcome::Replay(recorded_response())));
+    expect_no_release(&mut keys);
+
+    let result = task_service_with_keys(tasks_never_called(), keys)
+        .create(owner, new_task(), Some(retry_request()))
+        .await;
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn create_whose_key_is_in_use_fails_with_key_in_use_and_stores_nothing() {
+    let owner = UserId::generate();
+    let mut keys = keys_answering_claim(owner, Ok(ClaimOutcome::InUse));
+    expect_no_release(&mut keys);
+
+    let error = task_service_with_keys(tasks_never_called(), keys)
+        .create(owner, new_task(), Some(retry_request()))
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, DomainError::IdempotencyKeyInUse),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn create_whose_key_was_used_for_another_request_fails_with_key_reused_and_stores_nothing() {
+    let owner = UserId::generate();
+    let mut keys = keys_answering_claim(owner, Ok(ClaimOutcome::Reused));
+    expect_no_release(&mut keys);
+
+    let error = task_service_with_keys(tasks_never_called(), keys)
+        .create(owner, new_task(), Some(retry_request()))
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, DomainError::IdempotencyKeyReused),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn failing_claim_before_a_create_propagates_and_stores_nothing() {
+    let owner = UserId::generate();
+    let mut keys = keys_answering_claim(owner, Err(storage_down()));
+    expect_no_release(&mut keys);
+
+    let error = task_service_with_keys(tasks_never_called(), keys)
+        .create(owner, new_task(), Some(retry_request()))
+        .await
+        .unwrap_err();
+
+    assert_storage_down(&error);
+}
+
+#[tokio::test]
+async fn claimed_create_hands_the_repository_a_receipt_for_that_claim() {
+    let owner = UserId::generate();
+    let receipt = Captured::new();
+    let tasks = tasks_inserting(&receipt, Ok(()));
+
+    task_service_with_keys(tasks, keys_granting_claim(owner))
+        .create(owner, new_task(), Some(retry_request()))
+        .await
+        .unwrap();
+
+    assert_eq!(receipt.value().expect("no receipt").claim, claim(owner));
+}
+
+#[tokio::test]
+async fn claimed_create_hands_the_repository_the_requests_recorder() {
+    let owner = UserId::generate();
+    let request = retry_request();
+    let recorder = Arc::clone(&request.recorder);
+    let receipt = Captured::new();
+    let tasks = tasks_inserting(&receipt, Ok(()));
+
+    task_service_with_keys(tasks, keys_granting_claim(owner))
+        .create(owner, new_task(), Some(request))
+        .await
+        .unwrap();
+
+    let handed = receipt.value().expect("no receipt").recorder;
+    assert!(
+        Arc::ptr_eq(&handed, &recorder),
+        "another recorder was handed"
+    );
+}
+
+#[tokio::test]
+async fn claimed_create_answers_done_with_the_stored_task() {
+    let owner = UserId::generate();
+    let inserted = Captured::new();
+    let record = inserted.recorder();
+    let mut tasks = MockTaskRepository::new();
+    tasks.expect_insert().times(1).returning(move |task, _, _| {
+        record(task);
+        Ok(())
+    });
+
+    let outcome = task_service_with_keys(tasks, keys_granting_claim(owner))
+        .create(owner, new_task(), Some(retry_request()))
+        .await
+        .unwrap();
+
+    assert_eq!(outcome, Outcome::Done(inserted.value()));
+}
+
+#[tokio::test]
+async fn successful_retry_safe_create_keeps_its_claim() {
+    let owner = UserId::generate();
+    let mut keys = keys_granting_claim(owner);
+    expect_no_release(&mut keys);
+
+    let result = task_service_with_keys(tasks_accepting_inserts(), keys)
+        .create(owner, new_task(), Some(retry_request()))
+        .await;
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn retry_safe_create_refused_at_the_limit_gives_the_claim_back_once() {
+    let owner = UserId::generate();
+    let mut keys = keys_granting_claim(owner);
+    expect_release(&mut keys, owner, Ok(()));
+    let tasks = tasks_failing_insert(DomainError::TaskLimitReached);
+
+    let result = task_service_with_keys(tasks, keys)
+        .create(owner, new_task(), Some(retry_request()))
+        .await;
+
+    assert!(result.is_err(), "{result:?}");
+}
+
+#[tokio::test]
+async fn retry_safe_create_refused_at_the_limit_fails_with_task_limit_reached() {
+    let owner = UserId::generate();
+    let mut keys = keys_granting_claim(owner);
+    expect_release(&mut keys, owner, Ok(()));
+    let tasks = tasks_failing_insert(DomainError::TaskLimitReached);
+
+    let error = task_service_with_keys(tasks, keys)
+        .create(owner, new_task(), Some(retry_request()))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, DomainError::TaskLimitReached), "{error:?}");
+}
+
+#[tokio::test]
+async fn retry_safe_create_that_storage_fails_gives_the_claim_back_and_propagates_the_failure() {
+    let owner = UserId::generate();
+    let mut keys = keys_granting_claim(owner);
+    expect_release(&mut keys, owner, Ok(()));
+    let tasks = tasks_failing_insert(storage_down());
+
+    let error = task_service_with_keys(tasks, keys)
+        .create(owner, new_task(), Some(retry_request()))
+        .await
+        .unwrap_err();
+
+    assert_storage_down(&error);
+}
+
+#[tokio::test]
+async fn failed_release_after_a_failed_create_still_answers_the_creates_error() {
+    let owner = UserId::generate();
+    let mut keys = keys_granting_claim(owner);
+    expect_release(
+        &mut keys,
+        owner,
+        Err(DomainError::Unavailable("release lost".into())),
+    );
+    let tasks = tasks_failing_insert(storage_down());
+
+    let error = task_service_with_keys(tasks, keys)
+        .create(owner, new_task(), Some(retry_request()))
+        .await
+        .unwrap_err();
+
+    assert_storage_down(&error);
+}
+
+// ------------------------------- TaskService::change_completion, retry-safe
+
+/// A repository whose one completion change answers `answer`, remembering
+/// the receipt it was handed.
+fn tasks_changing_completion(
+    receipt: &Captured<Option<Receipt>>,
+    answer: Result<Option<Task>, DomainError>,
+) -> MockTaskRepository {
+    let record = receipt.recorder();
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_change_completion_owned()
+        .times(1)
+        .return_once(move |_, _, _, _, _, receipt| {
+            record(&receipt);
+            answer
+        });
+    tasks
+}
+
+#[tokio::test]
+async fn retry_safe_completion_change_claims_the_key_for_the_caller_with_the_fingerprint_at_the_clock_time()
+ {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let tasks = completion_change_hits(id, owner, TOGGLE, None, sample_task(id, owner));
+
+    let result = task_service_with_keys(tasks, keys_granting_claim(owner))
+        .change_completion(owner, id, TOGGLE, None, Some(retry_request()))
+        .await;
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn retry_safe_completion_change_claims_the_key_before_changing_the_task() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let mut order = Sequence::new();
+    let mut keys = MockIdempotencyStore::new();
+    keys.expect_claim()
+        .times(1)
+        .in_sequence(&mut order)
+        .return_once(move |_, _, _, _| Ok(ClaimOutcome::Claimed(claim(owner))));
+    let stored = sample_task(id, owner);
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_change_completion_owned()
+        .times(1)
+        .in_sequence(&mut order)
+        .return_once(move |_, _, _, _, _, _| Ok(Some(stored)));
+
+    let result = task_service_with_keys(tasks, keys)
+        .change_completion(owner, id, TOGGLE, None, Some(retry_request()))
+        .await;
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn replayed_completion_change_answers_the_recorded_response() {
+    let owner = UserId::generate();
+    let keys = keys_answering_claim(owner, Ok(ClaimOutcome::Replay(recorded_response())));
+
+    let outcome = task_service_with_keys(tasks_never_called(), keys)
+        .change_completion(
+            owner,
+            TaskId::generate(),
+            TOGGLE,
+            None,
+            Some(retry_request()),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(outcome, Outcome::Replayed(recorded_response()));
+}
+
+#[tokio::test]
+async fn replayed_completion_change_neither_touches_the_task_nor_gives_a_claim_back() {
+    let owner = UserId::generate();
+    let mut keys = keys_answering_claim(owner, Ok(ClaimOutcome::Replay(recorded_response())));
+    expect_no_release(&mut keys);
+
+    let result = task_service_with_keys(tasks_never_called(), keys)
+        .change_completion(
+            owner,
+            TaskId::generate(),
+            TOGGLE,
+            Some(precondition()),
+            Some(retry_request()),
+        )
+        .await;
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn completion_change_whose_key_is_in_use_fails_with_key_in_use_and_touches_no_task() {
+    let owner = UserId::generate();
+    let mut keys = keys_answering_claim(owner, Ok(ClaimOutcome::InUse));
+    expect_no_release(&mut keys);
+
+    let error = task_service_with_keys(tasks_never_called(), keys)
+        .change_completion(
+            owner,
+            TaskId::generate(),
+            TOGGLE,
+            None,
+            Some(retry_request()),
+        )
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, DomainError::IdempotencyKeyInUse),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn completion_change_whose_key_was_used_for_another_request_fails_with_key_reused_and_touches_no_task()
+ {
+    let owner = UserId::generate();
+    let mut keys = keys_answering_claim(owner, Ok(ClaimOutcome::Reused));
+    expect_no_release(&mut keys);
+
+    let error = task_service_with_keys(tasks_never_called(), keys)
+        .change_completion(
+            owner,
+            TaskId::generate(),
+            TOGGLE,
+            None,
+            Some(retry_request()),
+        )
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, DomainError::IdempotencyKeyReused),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn failing_claim_before_a_completion_change_propagates_and_touches_no_task() {
+    let owner = UserId::generate();
+    let mut keys = keys_answering_claim(owner, Err(storage_down()));
+    expect_no_release(&mut keys);
+
+    let error = task_service_with_keys(tasks_never_called(), keys)
+        .change_completion(
+            owner,
+            TaskId::generate(),
+            TOGGLE,
+            None,
+            Some(retry_request()),
+        )
+        .await
+        .unwrap_err();
+
+    assert_storage_down(&error);
+}
+
+#[tokio::test]
+async fn claimed_completion_change_hands_the_repository_a_receipt_for_that_claim() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let receipt = Captured::new();
+    let tasks = tasks_changing_completion(&receipt, Ok(Some(sample_task(id, owner))));
+
+    task_service_with_keys(tasks, keys_granting_claim(owner))
+        .change_completion(owner, id, TOGGLE, None, Some(retry_request()))
+        .await
+        .unwrap();
+
+    assert_eq!(receipt.value().expect("no receipt").claim, claim(owner));
+}
+
+#[tokio::test]
+async fn claimed_completion_change_hands_the_repository_the_requests_recorder() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let request = retry_request();
+    let recorder = Arc::clone(&request.recorder);
+    let receipt = Captured::new();
+    let tasks = tasks_changing_completion(&receipt, Ok(Some(sample_task(id, owner))));
+
+    task_service_with_keys(tasks, keys_granting_claim(owner))
+        .change_completion(owner, id, TOGGLE, None, Some(request))
+        .await
+        .unwrap();
+
+    let handed = receipt.value().expect("no receipt").recorder;
+    assert!(
+        Arc::ptr_eq(&handed, &recorder),
+        "another recorder was handed"
+    );
+}
+
+#[tokio::test]
+async fn claimed_completion_change_answers_done_with_the_stored_task() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let stored = sample_task(id, owner);
+    let tasks = completion_change_hits(id, owner, TOGGLE, None, stored.clone());
+
+    let outcome = task_service_with_keys(tasks, keys_granting_claim(owner))
+        .change_completion(owner, id, TOGGLE, None, Some(retry_request()))
+        .await
+        .unwrap();
+
+    assert_eq!(outcome, Outcome::Done(stored));
+}
+
+#[tokio::test]
+async fn successful_retry_safe_completion_change_keeps_its_claim() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let tasks = completion_change_hits(id, owner, TOGGLE, None, sample_task(id, owner));
+    let mut keys = keys_granting_claim(owner);
+    expect_no_release(&mut keys);
+
+    let result = task_service_with_keys(tasks, keys)
+        .change_completion(owner, id, TOGGLE, None, Some(retry_request()))
+        .await;
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn retry_safe_completion_change_of_a_task_nobody_has_gives_the_claim_back_once() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let mut tasks = completion_change_misses(id, owner, TOGGLE, None);
+    expect_exists(&mut tasks, id, Ok(false));
+    let mut keys = keys_granting_claim(owner);
+    expect_release(&mut keys, owner, Ok(()));
+
+    let result = task_service_with_keys(tasks, keys)
+        .change_completion(owner, id, TOGGLE, None, Some(retry_request()))
+        .await;
+
+    assert!(result.is_err(), "{result:?}");
+}
+
+#[tokio::test]
+async fn retry_safe_completion_change_of_a_task_nobody_has_is_not_found() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let mut tasks = completion_change_misses(id, owner, TOGGLE, None);
+    expect_exists(&mut tasks, id, Ok(false));
+    let mut keys = keys_granting_claim(owner);
+    expect_release(&mut keys, owner, Ok(()));
+
+    let error = task_service_with_keys(tasks, keys)
+        .change_completion(owner, id, TOGGLE, None, Some(retry_request()))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, DomainError::TaskNotFound), "{error:?}");
+}
+
+#[tokio::test]
+async fn retry_safe_completion_change_that_fails_its_precondition_gives_the_claim_back_once() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let mut tasks = completion_change_misses(id, owner, TOGGLE, Some(precondition()));
+    expect_owned_lookup(&mut tasks, id, owner, Ok(Some(sample_task(id, owner))));
+    let mut keys = keys_granting_claim(owner);
+    expect_release(&mut keys, owner, Ok(()));
+
+    let error = task_service_with_keys(tasks, keys)
+        .change_completion(
+            owner,
+            id,
+            TOGGLE,
+            Some(precondition()),
+            Some(retry_request()),
+        )
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, DomainError::PreconditionFailed),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn retry_safe_completion_change_that_storage_fails_gives_the_claim_back_and_propagates_the_failure()
+ {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let mut tasks = completion_change_answers(id, owner, TOGGLE, None, Err(storage_down()));
+    expect_no_existence_check(&mut tasks);
+    let mut keys = keys_granting_claim(owner);
+    expect_release(&mut keys, owner, Ok(()));
+
+    let error = task_service_with_keys(tasks, keys)
+        .change_completion(owner, id, TOGGLE, None, Some(retry_request()))
+        .await
+        .unwrap_err();
+
+    assert_storage_down(&error);
+}
+
+#[tokio::test]
+async fn failed_release_after_a_failed_completion_change_still_answers_the_changes_error() {
+    let (id, owner) = (TaskId::generate(), UserId::generate());
+    let mut tasks = completion_change_misses(id, owner, TOGGLE, None);
+    expect_exists(&mut tasks, id, Ok(false));
+    let mut keys = keys_granting_claim(owner);
+    expect_release(
+        &mut keys,
+        owner,
+        Err(DomainError::Unavailable("release lost".into())),
+    );
+
+    let error = task_service_with_keys(tasks, keys)
+        .change_completion(owner, id, TOGGLE, None, Some(retry_request()))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, DomainError::TaskNotFound), "{error:?}");
 }
 
 // --------------------------------------------------- AccountService::sign_up

@@ -2,7 +2,10 @@
 //! rows for reading; writes are built as explicit statements (see
 //! `timestamps`), and rows become domain values only in `conversions`.
 
+pub(crate) mod idempotency_keys;
 pub(crate) mod sign_in_failures;
+pub(crate) mod task_labels;
 pub(crate) mod tasks;
 pub(crate) mod user_identities;
+pub(crate) mod user_task_counts;
 pub(crate) mod users;

@@ -10,6 +10,14 @@ pub struct Model {
     pub title: String,
     pub description: Option<String>,
     pub completed: bool,
+    /// `None` exactly while `completed` is false.
+    pub completed_at: Option<OffsetDateTime>,
+    pub due_at: Option<OffsetDateTime>,
+    /// The rank of the priority, 0 (none) to 3 (high).
+    pub priority: i16,
+    /// The labels' names in order, joined with U+001F; `""` for none.
+    pub labels: String,
+    pub version: i64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
