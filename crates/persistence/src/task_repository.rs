@@ -7,8 +7,7 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait, UpdateMany,
-    Value,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait, UpdateMany, Value,
 };
 use todo_domain::ports::TaskRepository;
 use todo_domain::{
@@ -81,7 +80,7 @@ impl SeaTaskRepository {
         owner: UserId,
         query: &TaskQuery,
         now: Timestamp,
-    ) -> Result<Vec<Statement>, DomainError> {
+    ) -> Result<Vec<sea_orm::Statement>, DomainError> {
         let filter = self.filter_condition(owner, &query.filter, now);
         let backend = self.db.get_database_backend();
         Ok(match &query.page {
