@@ -11,6 +11,7 @@ mod m20260201_000001_create_users_and_tasks;
 mod m20260301_000002_external_identities;
 mod m20261203_000003_front_end_tasks;
 mod m20261203_000004_sign_in_throttle;
+mod m20261203_000005_done_counts;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260301_000002_external_identities::Migration),
             Box::new(m20261203_000003_front_end_tasks::Migration),
             Box::new(m20261203_000004_sign_in_throttle::Migration),
+            Box::new(m20261203_000005_done_counts::Migration),
         ]
     }
 }

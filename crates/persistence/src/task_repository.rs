@@ -6,8 +6,9 @@ use sea_orm::sea_query::{
     SelectStatement, UnionType,
 };
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait, UpdateMany, Value,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    UpdateMany, Value,
 };
 use todo_domain::ports::TaskRepository;
 use todo_domain::{
@@ -70,9 +71,9 @@ impl SeaTaskRepository {
         optional_timestamp_value(self.backend, at)
     }
 
-    /// The statements a list query may send, in order: the page and the
-    /// count (which a first page holding every match does without), or
-    /// the whole list alone. For plan tests.
+    /// The statement a list query sends: a page with its total, or the
+    /// whole list. (A cursor past the last match also asks for the total
+    /// alone.) For plan tests.
     #[cfg(feature = "test-support")]
     #[doc(hidden)]
     pub fn list_statements(
@@ -85,10 +86,12 @@ impl SeaTaskRepository {
         let backend = self.db.get_database_backend();
         Ok(match &query.page {
             None => vec![backend.build(&whole_list(filter, query.sort))],
-            Some(page) => vec![
-                backend.build(&self.page_query(filter.clone(), query.sort, page)?),
-                backend.build(&count_select(filter).into_query()),
-            ],
+            Some(page) => {
+                let total = total_of(owner, &query.filter, filter.clone());
+                let mut statement = self.page_query(filter, query.sort, page)?;
+                statement.expr_as(total, TOTAL);
+                vec![backend.build(&statement)]
+            }
         })
     }
 
@@ -569,11 +572,41 @@ fn whole_list(filter: Condition, sort: TaskSort) -> SelectStatement {
 }
 
 /// How many tasks pass `filter`, on every page.
-fn count_select(filter: Condition) -> sea_orm::Select<tasks::Entity> {
-    tasks::Entity::find()
-        .select_only()
-        .column_as(Expr::col(Asterisk).count(), "total")
-        .filter(filter)
+/// The column of a page's statement that holds how many tasks match in all.
+const TOTAL: &str = "total";
+
+/// How many of `owner`'s tasks match, as a scalar subquery. When
+/// `completed` is the only filter, the user's counters answer (one row read
+/// by its key, where counting would read every matching index entry);
+/// any other filter counts the matching tasks.
+fn total_of(owner: UserId, filter: &TaskFilter, condition: Condition) -> Expr {
+    let completed_only = *filter
+        == TaskFilter {
+            completed: filter.completed,
+            ..TaskFilter::default()
+        };
+    let select = if completed_only {
+        let all = Expr::col(user_task_counts::Column::TaskCount);
+        let done = Expr::col(user_task_counts::Column::DoneCount);
+        let matching = match filter.completed {
+            None => all,
+            Some(true) => done,
+            Some(false) => all.sub(done),
+        };
+        user_task_counts::Entity::find_by_id(owner.as_uuid())
+            .select_only()
+            .column_as(matching, TOTAL)
+            .into_query()
+    } else {
+        tasks::Entity::find()
+            .select_only()
+            .column_as(Expr::col(Asterisk).count(), TOTAL)
+            .filter(condition)
+            .into_query()
+    };
+    // PostgreSQL's counters are `integer` and its counts `bigint`; one type
+    // for both lets the row be read one way.
+    Expr::SubQuery(None, Box::new(select.into())).cast_as("BIGINT")
 }
 
 #[async_trait]
@@ -694,29 +727,39 @@ impl TaskRepository for SeaTaskRepository {
                 next: None,
             });
         };
-        let statement = backend.build(&self.page_query(filter.clone(), query.sort, page)?);
-        let rows = tasks::Model::find_by_statement(statement)
-            .all(&self.db)
+        // The total travels in the page's own statement: one round trip.
+        let total = total_of(owner, &query.filter, filter.clone());
+        let mut statement = self.page_query(filter, query.sort, page)?;
+        statement.expr_as(total.clone(), TOTAL);
+        let rows = self
+            .db
+            .query_all_raw(backend.build(&statement))
             .await
             .map_err(domain_error)?;
+        let total = match rows.first() {
+            Some(row) => row.try_get::<i64>("", TOTAL),
+            // A cursor past the last match: no row to carry the total.
+            None => {
+                let alone = Query::select().expr_as(total, TOTAL).to_owned();
+                self.db
+                    .query_one_raw(backend.build(&alone))
+                    .await
+                    .and_then(|row| row.ok_or_else(|| DbErr::RecordNotFound(TOTAL.into())))
+                    .and_then(|row| row.try_get::<i64>("", TOTAL))
+            }
+        }
+        .map_err(domain_error)?;
+        let total = u64::try_from(total).map_err(|err| DomainError::Unexpected(Box::new(err)))?;
         let mut tasks = rows
-            .into_iter()
-            .map(Task::try_from)
+            .iter()
+            .map(|row| {
+                tasks::Model::from_query_result(row, "")
+                    .map_err(domain_error)
+                    .and_then(|model| Ok(Task::try_from(model)?))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let limit = usize::from(page.limit.get());
         let more = tasks.len() > limit;
-        // A first page that holds every match is its own count.
-        let total = if page.after.is_none() && !more {
-            tasks.len() as u64
-        } else {
-            let counted = count_select(filter)
-                .into_tuple::<i64>()
-                .one(&self.db)
-                .await
-                .map_err(domain_error)?
-                .unwrap_or(0);
-            u64::try_from(counted).map_err(|err| DomainError::Unexpected(Box::new(err)))?
-        };
         let next = if more {
             tasks.truncate(limit);
             tasks
