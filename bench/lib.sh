@@ -19,7 +19,7 @@ SERVER_PIDS=()                    # every server started and not yet stopped
 # The planner setting the service gives its own PostgreSQL sessions
 # (crates/persistence/src/connection.rs): pgbench and EXPLAIN use it too,
 # so the ceiling and the plans are those of the service's statements.
-export PGOPTIONS="-c random_page_cost=1.1"
+export PGOPTIONS="-c random_page_cost=1.0"
 
 log() { printf '\n== %s\n' "$*" >&2; }
 

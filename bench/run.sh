@@ -19,6 +19,9 @@ LARGE_PORT="$((PORT + 1))"        # the second server of the scale rounds
 RUN_ID="$(date -u +%Y%m%dT%H%M%SZ)"
 COMMIT="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates migration Cargo.toml || echo '+dirty')"
 RESULTS="bench/results/$RUN_ID.json"
+# The `page` scenario's list query, and which page is the far one.
+PAGE_QUERY="/api/tasks?limit=20&sort=due_at&completed=false"
+PAGE_NUMBER=50
 
 log "building the release binary"
 cargo build --release -p todo-api
@@ -73,6 +76,21 @@ explain() {
     echo "-- get"
     psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM tasks WHERE id = '$task_id' AND user_id = '$user_id'"
   } >"bench/results/$RUN_ID-explain-$database.txt"
+}
+
+# explain_page DATABASE PATH: the plans of the two statements a page of
+# `page` costs (the page itself and the count for X-Total-Count), for the
+# first page-N user, as the service words them (docs/performance.md).
+explain_page() {
+  local database="$1" path="$2" user_id
+  user_id=$(psql -At -d "$database" -c "SELECT id FROM users WHERE email = 'page-0@bench.example'")
+  {
+    echo "-- page 1: $PAGE_QUERY"
+    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM tasks WHERE user_id = '$user_id' AND completed = false ORDER BY due_at ASC NULLS LAST, id ASC LIMIT 21"
+    echo "-- count"
+    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT count(*) FROM tasks WHERE user_id = '$user_id' AND completed = false"
+    echo "-- page $PAGE_NUMBER of some page-N user: $path"
+  } >"bench/results/$RUN_ID-explain-page.txt"
 }
 
 # One round of list and get against their ceiling, in this order:
@@ -161,6 +179,32 @@ run_wrk warmup_small get "$CONNECTIONS" 3 "$WORK/users.txt"
 start_server "$LARGE_DB" "$LARGE_PORT"; LARGE_PID="$SERVER_PID"
 run_wrk warmup_large get "$CONNECTIONS" 3 "$WORK/large-users.txt"
 for round in $(seq 1 "$SCALE_ROUNDS"); do scale_round "$round"; done
+stop_servers
+
+# One round of `page` against `list`, on the large set's server: a page of
+# a filtered, sorted list of 2,000 tasks (the first, and the fiftieth
+# through its cursor) against the whole list of a user with 20 tasks.
+# Symmetric, as the other rounds: list, first, fiftieth, fiftieth, first,
+# list.
+page_round() {
+  local round="$1"
+  run_wrk "page_list_r${round}a" list "$CONNECTIONS" "$WINDOW" "$WORK/large-users.txt"
+  run_wrk "page_first_r${round}a" page "$CONNECTIONS" "$WINDOW" "$WORK/page-first.txt"
+  run_wrk "page_fiftieth_r${round}a" page "$CONNECTIONS" "$WINDOW" "$WORK/page-fiftieth.txt"
+  run_wrk "page_fiftieth_r${round}b" page "$CONNECTIONS" "$WINDOW" "$WORK/page-fiftieth.txt"
+  run_wrk "page_first_r${round}b" page "$CONNECTIONS" "$WINDOW" "$WORK/page-first.txt"
+  run_wrk "page_list_r${round}b" list "$CONNECTIONS" "$WINDOW" "$WORK/large-users.txt"
+}
+
+log "page: pages 1 and $PAGE_NUMBER of $PAGE_QUERY against list, $ROUNDS rounds"
+psql -At -F ' ' -d "$LARGE_DB" -c "SELECT id, email FROM users WHERE email LIKE 'page-%'" \
+  | python3 bench/mint_tokens.py "$SECRET" "$ISSUER" 86400 >"$WORK/page-users.txt"
+start_server "$LARGE_DB"
+python3 bench/page_cursors.py "http://127.0.0.1:$PORT" "$PAGE_QUERY" "$PAGE_NUMBER" \
+  "$WORK/page-first.txt" "$WORK/page-fiftieth.txt" <"$WORK/page-users.txt"
+explain_page "$LARGE_DB" "$(awk 'NR == 1 {print $2}' "$WORK/page-fiftieth.txt")"
+run_wrk warmup_page page "$CONNECTIONS" 3 "$WORK/page-first.txt"
+for round in $(seq 1 "$ROUNDS"); do page_round "$round"; done
 stop_servers
 
 # The scenarios' own runs: DURATION seconds each, one server, as every

@@ -59,6 +59,12 @@ local function update(user, task)
     '{"title":"updated by the benchmark","description":"wrk"}')
 end
 
+-- `page`: the user's line holds one path with its query (a page of a
+-- filtered, sorted list) in place of task ids.
+local function page(user, path)
+  return wrk.format("GET", path, { ["Authorization"] = user.auth })
+end
+
 local function signin(user)
   return wrk.format("POST", "/api/auth/signin", { ["Content-Type"] = "application/json" },
     '{"email":"bench-0@bench.example","password":"bench password"}')
@@ -71,7 +77,7 @@ local function delete_created()
 end
 
 local scenarios = {
-  list = list, get = get, create = create, flip = flip, update = update, signin = signin,
+  list = list, get = get, page = page, create = create, flip = flip, update = update, signin = signin,
   -- 70% reads (35% list, 35% get), 30% writes (10% flip, 10% update,
   -- 5% create, 5% delete). Creates and deletes take turns: the last 10%
   -- deletes the oldest task this thread created if one is waiting, and
