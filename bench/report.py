@@ -24,6 +24,11 @@ def judge(checks):
                test=lambda ratio: ratio <= 4)
         target(f"{name} on 1M tasks within 15 % of the small set", f"{name}_large_vs_small",
                test=lambda ratio: abs(ratio - 1) <= 0.15)
+        target(f"{name} >= 50 % of the pgbench ceiling (floor of issue 12)", f"{name}_vs_pgbench",
+               test=lambda ratio: ratio >= 0.50)
+    for page in ("first", "fiftieth"):
+        target(f"page: the {page} page within 20 % of list on 20 tasks", f"page_{page}_vs_list",
+               test=lambda ratio: ratio >= 0.80)
     target("zero non-2xx and zero socket errors", "total_non_2xx", "total_socket_errors",
            test=lambda non_2xx, socket: non_2xx == 0 and socket == 0)
     # 30 MB, in MiB as /proc reports it.
@@ -80,6 +85,13 @@ def main():
             ratios = [row["p99_ms"] / row["p50_ms"] for row in windows]
             checks[f"{name}_p99_over_p50_worst_window"] = round(max(ratios), 2)
             checks[f"{name}_windows_over_4x"] = f"{sum(r > 4 for r in ratios)} of {len(ratios)}"
+    page_list = halves("page_list")
+    for page in ("first", "fiftieth"):
+        rows_of_page = halves(f"page_{page}")
+        if page_list and len(page_list) == len(rows_of_page):
+            ratios = per_round_ratios(rows_of_page, page_list, "rps", "rps")
+            checks[f"page_{page}_vs_list"] = round(statistics.median(ratios), 3)
+            checks[f"page_{page}_vs_list_rounds"] = ratios
     if "get_baseline" in by and "get_during_signin_burst" in by:
         checks["get_p50_burst_over_baseline"] = round(
             by["get_during_signin_burst"]["p50_ms"] / by["get_baseline"]["p50_ms"], 2)
@@ -131,7 +143,7 @@ def main():
             print(f"| {row['label']} | {row['connections']} | {row['tps']:.0f} (pgbench tps) | "
                   f"avg {row['latency_avg_ms']:.2f} | | | | | | |")
     print("\nchecks:", json.dumps(checks, indent=2))
-    print("\ntargets (issue 3):")
+    print("\ntargets (issues 3, 12 and 13):")
     for name, held in targets.items():
         print(f"  {'not measured' if held is None else 'holds' if held else 'MISSED'}  {name}")
     print(f"\nwritten: {out_path}")

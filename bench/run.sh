@@ -44,11 +44,11 @@ run_pgbench() {
 write_pgbench_scripts() {
   cat >"$WORK/list.sql" <<'SQL'
 \set n random(0, 1999)
-SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."completed", "tasks"."created_at", "tasks"."updated_at" FROM "tasks" WHERE "tasks"."user_id" = (SELECT user_id FROM bench_keys WHERE n = :n) ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC;
+SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."completed", "tasks"."completed_at", "tasks"."due_at", "tasks"."priority", "tasks"."labels", "tasks"."version", "tasks"."created_at", "tasks"."updated_at" FROM "tasks" WHERE "tasks"."user_id" = (SELECT user_id FROM bench_keys WHERE n = :n) ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC;
 SQL
   cat >"$WORK/get.sql" <<'SQL'
 \set n random(0, 1999)
-SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."completed", "tasks"."created_at", "tasks"."updated_at" FROM "tasks" WHERE "tasks"."id" = (SELECT task_id FROM bench_keys WHERE n = :n) AND "tasks"."user_id" = (SELECT user_id FROM bench_keys WHERE n = :n) LIMIT 1;
+SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."completed", "tasks"."completed_at", "tasks"."due_at", "tasks"."priority", "tasks"."labels", "tasks"."version", "tasks"."created_at", "tasks"."updated_at" FROM "tasks" WHERE "tasks"."id" = (SELECT task_id FROM bench_keys WHERE n = :n) AND "tasks"."user_id" = (SELECT user_id FROM bench_keys WHERE n = :n) LIMIT 1;
 SQL
 }
 
