@@ -78,18 +78,23 @@ explain() {
   } >"bench/results/$RUN_ID-explain-$database.txt"
 }
 
-# explain_page DATABASE PATH: the plans of the two statements a page of
-# `page` costs (the page itself and the count for X-Total-Count), for the
-# first page-N user, as the service words them (docs/performance.md).
+# explain_page DATABASE: the plans of the statement a page of `page`
+# costs, for the first page-N user, written as the service writes it (the
+# dated and the undated tasks as two index ranges, and the total from the
+# user's counters as a scalar subquery; see the repository's
+# `due_page_query` and `total_of`): page 1, and page 50 from the position
+# where page 49 ends.
 explain_page() {
-  local database="$1" path="$2" user_id
+  local database="$1" user_id due id
   user_id=$(psql -At -d "$database" -c "SELECT id FROM users WHERE email = 'page-0@bench.example'")
+  IFS='|' read -r due id < <(psql -At -F '|' -d "$database" -c "SELECT due_at, id FROM tasks WHERE user_id = '$user_id' AND completed = false ORDER BY due_at NULLS LAST, id OFFSET $(( (PAGE_NUMBER - 1) * 20 - 1 )) LIMIT 1")
+  local total="(SELECT CAST(task_count - done_count AS bigint) FROM users WHERE id = '$user_id') AS total"
+  local undated="SELECT * FROM tasks WHERE user_id = '$user_id' AND completed = false AND due_at IS NULL ORDER BY due_at, id LIMIT 21"
   {
-    echo "-- page 1: $PAGE_QUERY"
-    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM tasks WHERE user_id = '$user_id' AND completed = false ORDER BY due_at ASC NULLS LAST, id ASC LIMIT 21"
-    echo "-- count"
-    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT count(*) FROM tasks WHERE user_id = '$user_id' AND completed = false"
-    echo "-- page $PAGE_NUMBER of some page-N user: $path"
+    echo "-- page 1 of $PAGE_QUERY"
+    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT page.*, $total FROM (SELECT * FROM (SELECT * FROM tasks WHERE user_id = '$user_id' AND completed = false AND due_at IS NOT NULL ORDER BY due_at, id LIMIT 21) AS dated UNION ALL ($undated)) AS page ORDER BY due_at NULLS LAST, id LIMIT 21"
+    echo "-- page $PAGE_NUMBER, after ($due, $id)"
+    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT page.*, $total FROM (SELECT * FROM (SELECT * FROM tasks WHERE user_id = '$user_id' AND completed = false AND due_at IS NOT NULL AND due_at >= '$due' AND (due_at, id) > ('$due', '$id') ORDER BY due_at, id LIMIT 21) AS dated UNION ALL ($undated)) AS page ORDER BY due_at NULLS LAST, id LIMIT 21"
   } >"bench/results/$RUN_ID-explain-page.txt"
 }
 
@@ -202,7 +207,7 @@ psql -At -F ' ' -d "$LARGE_DB" -c "SELECT id, email FROM users WHERE email LIKE 
 start_server "$LARGE_DB"
 python3 bench/page_cursors.py "http://127.0.0.1:$PORT" "$PAGE_QUERY" "$PAGE_NUMBER" \
   "$WORK/page-first.txt" "$WORK/page-fiftieth.txt" <"$WORK/page-users.txt"
-explain_page "$LARGE_DB" "$(awk 'NR == 1 {print $2}' "$WORK/page-fiftieth.txt")"
+explain_page "$LARGE_DB"
 run_wrk warmup_page page "$CONNECTIONS" 3 "$WORK/page-first.txt"
 for round in $(seq 1 "$ROUNDS"); do page_round "$round"; done
 stop_servers
