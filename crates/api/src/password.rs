@@ -23,9 +23,8 @@ use crate::metrics::{MetricsError, NAMESPACE};
 ///
 /// The larger-memory variant is chosen for the allocator's sake: glibc
 /// serves blocks above 32 MiB straight from `mmap` and unmaps them on free,
-/// whereas a 19 MiB block lands in a per-thread arena after the first one
-/// and is kept there. With 19 MiB, forty sign-ups left the idle process at
-/// 790 MB resident; with 46 MiB it returns to its idle size.
+/// whereas a 19 MiB block lands in a per-thread arena and is kept there, so
+/// a burst of sign-ins would leave the process large (docs/performance.md).
 const ARGON2_MEMORY_KIB: u32 = 47_104;
 const ARGON2_PASSES: u32 = 1;
 const ARGON2_LANES: u32 = 1;
@@ -43,10 +42,9 @@ pub struct HashingLimits {
 }
 
 impl HashingLimits {
-    /// One hash per two cores, at least one. Half the cores, not all: with
-    /// a hash on each of a 2-core machine's cores, a sign-in burst raised
-    /// the p99 latency of other users' reads 2.2-fold; the other half keeps
-    /// serving them.
+    /// One hash per two cores, at least one. Half the cores, not all: a
+    /// hash on every core let a burst of sign-ins slow other users' reads
+    /// (docs/performance.md); the other half keeps serving them.
     #[must_use]
     pub fn for_this_machine(queue: usize, wait: Duration) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);

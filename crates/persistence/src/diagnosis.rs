@@ -104,10 +104,7 @@ async fn probe(options: &PgConnectOptions) -> Class {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
     use std::sync::Arc;
-
-    use sea_orm::sqlx::error::{DatabaseError, ErrorKind};
 
     use super::*;
 
@@ -119,38 +116,7 @@ mod tests {
         DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err)))
     }
 
-    /// A server error with a chosen SQLSTATE.
-    #[derive(Debug)]
-    struct ServerError(&'static str);
-
-    impl std::fmt::Display for ServerError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "server error {}", self.0)
-        }
-    }
-
-    impl std::error::Error for ServerError {}
-
-    impl DatabaseError for ServerError {
-        fn message(&self) -> &str {
-            "server error"
-        }
-        fn code(&self) -> Option<Cow<'_, str>> {
-            Some(Cow::Borrowed(self.0))
-        }
-        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-            self
-        }
-        fn kind(&self) -> ErrorKind {
-            ErrorKind::Other
-        }
-    }
+    use crate::errors::fake::ServerError;
 
     async fn class_of(err: sqlx::Error) -> ConnectError {
         classify(from_sqlx(err), &options()).await

@@ -63,11 +63,10 @@ fn is_unavailable_sqlstate(code: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
+    use super::fake::ServerError;
     use std::sync::Arc;
 
     use sea_orm::ConnAcquireErr;
-    use sea_orm::sqlx::error::{DatabaseError, ErrorKind};
 
     use super::*;
 
@@ -85,40 +84,6 @@ mod tests {
 
     fn from_sqlx_exec(err: sqlx::Error) -> DbErr {
         DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)))
-    }
-
-    /// A server error with a chosen code, as PostgreSQL or SQLite would
-    /// report it.
-    #[derive(Debug)]
-    struct ServerError(&'static str);
-
-    impl std::fmt::Display for ServerError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "server error {}", self.0)
-        }
-    }
-
-    impl std::error::Error for ServerError {}
-
-    impl DatabaseError for ServerError {
-        fn message(&self) -> &str {
-            "server error"
-        }
-        fn code(&self) -> Option<Cow<'_, str>> {
-            Some(Cow::Borrowed(self.0))
-        }
-        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-            self
-        }
-        fn kind(&self) -> ErrorKind {
-            ErrorKind::Other
-        }
     }
 
     fn server_error(code: &'static str) -> DbErr {
@@ -212,5 +177,46 @@ mod tests {
         assert!(!is_unavailable_error(DbErr::Query(RuntimeErr::Internal(
             "oops".into()
         ))));
+    }
+}
+
+/// A server error with a chosen SQLSTATE, for the unit tests of the error
+/// translations (here and in `diagnosis`).
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::borrow::Cow;
+
+    use sea_orm::sqlx::error::{DatabaseError, ErrorKind};
+
+    #[derive(Debug)]
+    pub(crate) struct ServerError(pub(crate) &'static str);
+
+    impl std::fmt::Display for ServerError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "server error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for ServerError {}
+
+    impl DatabaseError for ServerError {
+        fn message(&self) -> &str {
+            "server error"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
     }
 }
