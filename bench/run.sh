@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The todo-api load benchmark. See docs/performance.md for the method.
 #
-#   bench/run.sh            the standard run (about 7 minutes after the build)
+#   bench/run.sh            the standard run (about 8 minutes after the build)
 #   SOAK=1 bench/run.sh     also the 1-minute and 5-minute memory runs
 #
 # Everything runs on this machine: load generator, server and PostgreSQL
