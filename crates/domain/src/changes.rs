@@ -11,6 +11,10 @@ use crate::{Task, TaskId};
 /// The most changes one page of the feed holds.
 pub const CHANGES_PAGE_MAX: u32 = 500;
 
+/// How many old deletions one transaction forgets: small enough to stay
+/// well inside the statement timeout however large the backlog.
+pub const DELETIONS_FORGOTTEN_PER_BATCH: u32 = 1_000;
+
 /// Where a client stands in its feed: everything up to these positions has
 /// reached it.
 ///

@@ -23,7 +23,8 @@ mod timestamp;
 mod user;
 
 pub use changes::{
-    CHANGES_PAGE_MAX, Change, ChangePage, ChangeSlice, FeedPosition, PositionedChange,
+    CHANGES_PAGE_MAX, Change, ChangePage, ChangeSlice, DELETIONS_FORGOTTEN_PER_BATCH, FeedPosition,
+    PositionedChange,
 };
 pub use clock::{Clock, SystemClock};
 pub use error::DomainError;

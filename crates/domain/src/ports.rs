@@ -129,13 +129,14 @@ pub trait TaskRepository: Send + Sync {
         fetch: u32,
     ) -> Result<ChangeSlice, DomainError>;
 
-    /// Forgets the deletions recorded before `before`, raising each
-    /// owner's floor to the highest position forgotten, in one
-    /// transaction; returns how many went.
+    /// Forgets up to `batch` of the deletions recorded before `before`,
+    /// oldest first, raising each owner's floor to the highest position
+    /// forgotten, in one transaction; returns how many went (fewer than
+    /// `batch`: none is left).
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    async fn forget_deletions(&self, before: Timestamp) -> Result<u64, DomainError>;
+    async fn forget_deletions(&self, before: Timestamp, batch: u32) -> Result<u64, DomainError>;
 }
 
 /// Storage of idempotency keys: per user, kept for

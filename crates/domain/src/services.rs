@@ -8,9 +8,10 @@ use crate::ports::{
     IdempotencyStore, PasswordHasher, SignInFailureRepository, TaskRepository, UserRepository,
 };
 use crate::{
-    CHANGES_PAGE_MAX, ChangePage, ClaimOutcome, Clock, CompletionChange, DomainError, Email,
-    IdempotentRequest, NewTask, NewUser, Password, Precondition, Receipt, RecordedResponse, Task,
-    TaskId, TaskPage, TaskPatch, TaskQuery, TaskVersion, User, UserId,
+    CHANGES_PAGE_MAX, ChangePage, ClaimOutcome, Clock, CompletionChange,
+    DELETIONS_FORGOTTEN_PER_BATCH, DomainError, Email, IdempotentRequest, NewTask, NewUser,
+    Password, Precondition, Receipt, RecordedResponse, Task, TaskId, TaskPage, TaskPatch,
+    TaskQuery, TaskVersion, User, UserId,
 };
 use crate::{FeedPosition, SignInKey, SignInLimit, Timestamp};
 
@@ -250,9 +251,20 @@ impl TaskService {
         let before = now
             .checked_sub(time::Duration::try_from(retention).unwrap_or(time::Duration::MAX))
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        self.tasks
-            .forget_deletions(Timestamp::from_datetime(before))
-            .await
+        let before = Timestamp::from_datetime(before);
+        // Batch after batch, so a large backlog never makes one
+        // transaction outlive the statement timeout.
+        let mut forgotten = 0;
+        loop {
+            let batch = self
+                .tasks
+                .forget_deletions(before, DELETIONS_FORGOTTEN_PER_BATCH)
+                .await?;
+            forgotten += batch;
+            if batch < u64::from(DELETIONS_FORGOTTEN_PER_BATCH) {
+                return Ok(forgotten);
+            }
+        }
     }
 
     /// Runs `work` once for a plain request. For a retry-safe one, claims

@@ -1142,13 +1142,21 @@ impl TaskRepository for SeaTaskRepository {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn forget_deletions(&self, before: Timestamp) -> Result<u64, DomainError> {
-        let before = self.timestamp(before);
+    async fn forget_deletions(&self, before: Timestamp, batch: u32) -> Result<u64, DomainError> {
+        // The oldest `batch` by the deletion index, named by key: neither
+        // engine takes a LIMIT on DELETE portably.
+        let oldest = Query::select()
+            .column(task_tombstones::Column::TaskId)
+            .from(task_tombstones::Entity)
+            .and_where(task_tombstones::Column::DeletedAt.lt(self.timestamp(before)))
+            .order_by(task_tombstones::Column::DeletedAt, Order::Asc)
+            .limit(u64::from(batch))
+            .to_owned();
         self.db
             .bounded_domain(async {
                 let transaction = self.db.connection().begin().await.map_err(domain_error)?;
                 let forgotten = task_tombstones::Entity::delete_many()
-                    .filter(task_tombstones::Column::DeletedAt.lt(before))
+                    .filter(task_tombstones::Column::TaskId.in_subquery(oldest))
                     .exec_with_returning(&transaction)
                     .await
                     .map_err(domain_error)?;

@@ -4955,7 +4955,9 @@ async fn forgetting_old_deletions_raises_the_floor(store: Store) {
         .await;
     assert!(store.tasks.delete_owned(ids[2], owner, None).await.unwrap());
     let cutoff = Timestamp::from_datetime(OffsetDateTime::now_utc() - time::Duration::days(1));
-    assert_eq!(store.tasks.forget_deletions(cutoff).await.unwrap(), 2);
+    // One at a time, oldest first: the floor rises batch by batch.
+    assert_eq!(store.tasks.forget_deletions(cutoff, 1).await.unwrap(), 1);
+    assert_eq!(store.tasks.forget_deletions(cutoff, 5).await.unwrap(), 1);
 
     let slice = store
         .tasks
@@ -4975,7 +4977,7 @@ async fn forgetting_old_deletions_raises_the_floor(store: Store) {
     let theirs_slice = store.tasks.changes_since(other, None, 100).await.unwrap();
     assert_eq!(theirs_slice.floor, 0);
     // Nothing more to forget, and the floor never goes down.
-    assert_eq!(store.tasks.forget_deletions(cutoff).await.unwrap(), 0);
+    assert_eq!(store.tasks.forget_deletions(cutoff, 5).await.unwrap(), 0);
     let again = store.tasks.changes_since(owner, None, 100).await.unwrap();
     assert_eq!(again.floor, 5);
 }

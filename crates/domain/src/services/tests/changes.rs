@@ -7,8 +7,8 @@ use mockall::predicate::eq;
 use super::{clock_time, sample_task, task_service};
 use crate::ports::MockTaskRepository;
 use crate::{
-    CHANGES_PAGE_MAX, Change, ChangeSlice, DomainError, FeedPosition, PositionedChange, TaskId,
-    Timestamp, UserId,
+    CHANGES_PAGE_MAX, Change, ChangeSlice, DELETIONS_FORGOTTEN_PER_BATCH, DomainError,
+    FeedPosition, PositionedChange, TaskId, Timestamp, UserId,
 };
 
 fn upsert(position: u64, owner: UserId) -> PositionedChange {
@@ -176,17 +176,36 @@ async fn storage_failures_pass_through() {
 }
 
 #[tokio::test]
-async fn old_deletions_are_those_before_now_minus_the_retention() {
+async fn old_deletions_are_those_before_now_minus_the_retention_forgotten_in_batches() {
     let mut tasks = MockTaskRepository::new();
     let before = Timestamp::from_datetime(clock_time().as_datetime() - time::Duration::days(30));
-    tasks
-        .expect_forget_deletions()
-        .with(eq(before))
-        .times(1)
-        .returning(|_| Ok(3));
+    let batch = DELETIONS_FORGOTTEN_PER_BATCH;
+    let mut sequence = mockall::Sequence::new();
+    for answer in [u64::from(batch), u64::from(batch), 3] {
+        tasks
+            .expect_forget_deletions()
+            .with(eq(before), eq(batch))
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(move |_, _| Ok(answer));
+    }
     let forgotten = task_service(tasks)
         .forget_old_deletions(std::time::Duration::from_secs(30 * 86_400))
         .await
         .unwrap();
-    assert_eq!(forgotten, 3);
+    assert_eq!(forgotten, 2 * u64::from(batch) + 3);
+}
+
+#[tokio::test]
+async fn a_failed_batch_stops_the_round() {
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_forget_deletions()
+        .times(1)
+        .returning(|_, _| Err(super::storage_down()));
+    let error = task_service(tasks)
+        .forget_old_deletions(std::time::Duration::from_secs(86_400))
+        .await
+        .unwrap_err();
+    super::assert_storage_down(&error);
 }
