@@ -12,6 +12,7 @@ mod m20260301_000002_external_identities;
 mod m20261203_000003_front_end_tasks;
 mod m20261203_000004_sign_in_throttle;
 mod m20261203_000005_done_counts;
+mod m20261203_000006_change_feed;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000003_front_end_tasks::Migration),
             Box::new(m20261203_000004_sign_in_throttle::Migration),
             Box::new(m20261203_000005_done_counts::Migration),
+            Box::new(m20261203_000006_change_feed::Migration),
         ]
     }
 }

@@ -13,6 +13,8 @@ export type TaskInput = Schemas["TaskInput"];
 export type TaskPatchInput = Schemas["TaskPatchInput"];
 export type Credentials = Schemas["Credentials"];
 export type AuthResponse = Schemas["AuthResponse"];
+export type Change = Schemas["Change"];
+export type Changes = Schemas["Changes"];
 export type Priority = Task["priority"];
 
 export interface TodoClientOptions {

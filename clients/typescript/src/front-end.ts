@@ -2,10 +2,12 @@
 // type-checks this file (`npm run check`): if docs/openapi.json stops
 // describing one of these calls, tsc fails here.
 import {
+  ApiError,
   apiError,
   createTodoClient,
   nextCursor,
   type AuthResponse,
+  type Changes,
   type Task,
   type TaskInput,
   type TaskPatchInput,
@@ -270,6 +272,59 @@ export async function clearCompleted(client: TodoClient): Promise<number> {
   return data.deleted;
 }
 
+/**
+ * One page of what changed after `since` (every task, without it). A 410
+ * cursor_expired means the kept history no longer reaches back that far:
+ * the caller drops what it holds and reads again without `since`.
+ */
+export async function changesSince(client: TodoClient, since?: string): Promise<Changes> {
+  const { data, error, response } = await client.GET("/api/tasks/changes", {
+    params: { query: { since } },
+  });
+  if (data === undefined) {
+    // 400 invalid_cursor or invalid_query, 410 cursor_expired.
+    throw apiError(response, error);
+  }
+  return data;
+}
+
+/**
+ * Brings a local copy of the tasks up to date: applies every page of changes
+ * after `cursor`, starting afresh when the cursor has expired; answers the
+ * cursor to keep for next time.
+ */
+export async function syncTasks(
+  client: TodoClient,
+  local: Map<string, Task>,
+  cursor: string | undefined,
+): Promise<string> {
+  let since = cursor;
+  for (;;) {
+    let page: Changes;
+    try {
+      page = await changesSince(client, since);
+    } catch (failure) {
+      if (since !== undefined && failure instanceof ApiError && failure.code === "cursor_expired") {
+        local.clear();
+        since = undefined;
+        continue;
+      }
+      throw failure;
+    }
+    for (const change of page.changes) {
+      if (change.op === "upsert") {
+        local.set(change.task.id, change.task);
+      } else {
+        local.delete(change.id);
+      }
+    }
+    since = page.cursor;
+    if (!page.has_more) {
+      return since;
+    }
+  }
+}
+
 /** A session as the front end runs one, from sign-in to clearing done tasks. */
 export async function session(baseUrl: string, email: string, password: string): Promise<void> {
   let token: string | undefined;
@@ -296,4 +351,8 @@ export async function session(baseUrl: string, email: string, password: string):
   await updateWithRetry(client, created.task.id, (task) => ({ title: task.title, completed: true }));
   await setCompleted(client, created.task.id, true);
   console.log(`cleared ${await clearCompleted(client)} completed task(s)`);
+
+  const local = new Map<string, Task>();
+  const cursor = await syncTasks(client, local, undefined);
+  await syncTasks(client, local, cursor);
 }

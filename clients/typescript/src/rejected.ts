@@ -24,6 +24,16 @@ export async function refusedCalls(client: TodoClient, id: string): Promise<void
   // @ts-expect-error title is required
   await client.POST("/api/tasks", { body: { priority: "low" } });
 
+  // The feed takes `since` only, and a change's task exists only on an upsert.
+  // @ts-expect-error the feed has no limit
+  await client.GET("/api/tasks/changes", { params: { query: { limit: 5 } } });
+  const feed = await client.GET("/api/tasks/changes");
+  const change = feed.data?.changes[0];
+  if (change?.op === "delete") {
+    // @ts-expect-error a deletion carries only the id
+    console.log(change.task);
+  }
+
   // A PATCH without the path id.
   // @ts-expect-error params.path.id is required
   await client.PATCH("/api/tasks/{id}", { body: { title: "x" } });

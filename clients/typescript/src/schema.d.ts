@@ -104,6 +104,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tasks/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read what changed
+         * @description The caller's changes after `since`, in the order they happened: a task
+         *     created or changed is an `upsert` with its latest state, a deleted one a
+         *     `delete` with its id; each task at most once, at the position of its
+         *     latest change. Without `since`, every current task as an `upsert`. At
+         *     most 500 changes a page; `has_more` says more follow at once. Either
+         *     way, send `cursor` back as `since` to read what changed after.
+         */
+        get: operations["task_changes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tasks/{id}": {
         parameters: {
             query?: never;
@@ -230,6 +255,39 @@ export interface components {
              */
             token_type: string;
             user: components["schemas"]["User"];
+        };
+        /**
+         * @description One change of the feed: a task as it is now, or the id of a deleted
+         *     one.
+         */
+        Change: {
+            /** @enum {string} */
+            op: "upsert";
+            /** @description The task, as `GET /api/tasks/{id}` answers it. */
+            task: components["schemas"]["Task"];
+        } | {
+            /**
+             * Format: uuid
+             * @description The deleted task's id.
+             */
+            id: string;
+            /** @enum {string} */
+            op: "delete";
+        };
+        /** @description A page of the changes feed. */
+        Changes: {
+            /**
+             * @description What changed, oldest first; each task at most once, at its latest
+             *     change. At most 500.
+             */
+            changes: components["schemas"]["Change"][];
+            /**
+             * @description Opaque: send it back as `since` to read what changed after this
+             *     page.
+             */
+            cursor: string;
+            /** @description Whether more changes follow at once: read again with `cursor`. */
+            has_more: boolean;
         };
         /** @description Optional body of `PATCH /api/tasks/{id}/complete`. */
         CompletionInput: {
@@ -425,6 +483,23 @@ export interface components {
                 };
             };
         };
+        /** @description `since` is older than the kept history: a deletion after it has been forgotten (deletions are kept `CHANGES_RETENTION_DAYS`, 30 by default). Read the feed again without `since` and replace what the client holds (`cursor_expired`). */
+        CursorExpired: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /**
+                     * @description Stable; for programs to branch on.
+                     * @enum {string}
+                     */
+                    code: "cursor_expired";
+                    /** @description For people; may change between versions. */
+                    detail: string;
+                };
+            };
+        };
         /** @description Another account uses this email (after trimming and lowercasing). */
         EmailTaken: {
             headers: {
@@ -471,6 +546,23 @@ export interface components {
                      * @enum {string}
                      */
                     code: "internal_error";
+                    /** @description For people; may change between versions. */
+                    detail: string;
+                };
+            };
+        };
+        /** @description A query parameter other than `since`, or `since` given twice; `detail` names it, never its value (`invalid_query`). Or `since` is not a cursor this service wrote for this caller's feed (`invalid_cursor`). */
+        InvalidChangesQuery: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /**
+                     * @description Stable; for programs to branch on.
+                     * @enum {string}
+                     */
+                    code: "invalid_query" | "invalid_cursor";
                     /** @description For people; may change between versions. */
                     detail: string;
                 };
@@ -1127,6 +1219,34 @@ export interface operations {
             };
             400: components["responses"]["InvalidClearQuery"];
             401: components["responses"]["Unauthenticated"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceOrAuthUnavailable"];
+        };
+    };
+    task_changes: {
+        parameters: {
+            query?: {
+                /** @description The `cursor` of an earlier answer: only what changed after it. Without it, every current task as an `upsert`. */
+                since?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What changed after `since`, and where to read on. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Changes"];
+                };
+            };
+            400: components["responses"]["InvalidChangesQuery"];
+            401: components["responses"]["Unauthenticated"];
+            410: components["responses"]["CursorExpired"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceOrAuthUnavailable"];
         };

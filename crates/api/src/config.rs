@@ -91,6 +91,10 @@ pub struct Settings {
     /// The most tasks one user may own (`MAX_TASKS_PER_USER`, default
     /// 10,000, at least 1).
     pub max_tasks_per_user: u32,
+    /// How many days the changes feed remembers a deletion
+    /// (`CHANGES_RETENTION_DAYS`, default 30, at least 1); a feed cursor
+    /// older than that is 410 `cursor_expired`.
+    pub changes_retention_days: u32,
 }
 
 /// Limits that protect the service from abusive or broken clients, and the
@@ -231,6 +235,12 @@ impl Settings {
                 10_000,
                 "must be a positive whole number",
             )?,
+            changes_retention_days: parse_or(
+                get("CHANGES_RETENTION_DAYS"),
+                "CHANGES_RETENTION_DAYS",
+                30,
+                "must be a whole number of days, at least 1",
+            )?,
         })
         .and_then(Self::checked)
     }
@@ -260,7 +270,19 @@ impl Settings {
                 reason: "must be at least 1",
             });
         }
+        if self.changes_retention_days == 0 {
+            return Err(ConfigError::Invalid {
+                name: "CHANGES_RETENTION_DAYS",
+                reason: "must be at least 1",
+            });
+        }
         Ok(self)
+    }
+
+    /// How long the changes feed remembers a deletion.
+    #[must_use]
+    pub fn changes_retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.changes_retention_days) * 86_400)
     }
 
     /// Whether the database is the embedded SQLite file.
@@ -471,6 +493,29 @@ mod tests {
         for bad in ["0", "-1", "many"] {
             let error = settings(&[("MAX_TASKS_PER_USER", bad)]).unwrap_err();
             assert!(error.to_string().starts_with("MAX_TASKS_PER_USER"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn deletions_are_remembered_thirty_days_unless_told_and_at_least_one() {
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(defaults.changes_retention_days, 30);
+        assert_eq!(
+            defaults.changes_retention(),
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(
+            settings(&[("CHANGES_RETENTION_DAYS", "1")])
+                .unwrap()
+                .changes_retention_days,
+            1
+        );
+        for bad in ["0", "-1", "a month"] {
+            let error = settings(&[("CHANGES_RETENTION_DAYS", bad)]).unwrap_err();
+            assert!(
+                error.to_string().starts_with("CHANGES_RETENTION_DAYS"),
+                "{bad}"
+            );
         }
     }
 

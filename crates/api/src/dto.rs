@@ -6,8 +6,8 @@ use serde::de::{Error as _, Unexpected};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use todo_domain::{
-    CompletionChange, DomainError, Labels, NewTask, Priority, Task, TaskDescription, TaskPatch,
-    TaskTitle, TaskTitleError, Timestamp, User, parse_client_instant,
+    Change, CompletionChange, DomainError, Labels, NewTask, Priority, Task, TaskDescription,
+    TaskPatch, TaskTitle, TaskTitleError, Timestamp, User, parse_client_instant,
 };
 use utoipa::ToSchema;
 
@@ -356,6 +356,50 @@ impl From<Task> for TaskResponse {
             updated_at: task.updated_at,
         }
     }
+}
+
+/// One change of the feed: a task as it is now, or the id of a deleted
+/// one.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "op", rename_all = "lowercase")]
+#[schema(as = Change)]
+pub enum ChangeResponse {
+    /// The task was created or changed; this is its latest state.
+    Upsert {
+        /// The task, as `GET /api/tasks/{id}` answers it.
+        task: TaskResponse,
+    },
+    /// The task was deleted.
+    Delete {
+        /// The deleted task's id.
+        id: Uuid,
+    },
+}
+
+impl From<Change> for ChangeResponse {
+    fn from(change: Change) -> Self {
+        match change {
+            Change::Upsert(task) => Self::Upsert {
+                task: TaskResponse::from(task),
+            },
+            Change::Delete(id) => Self::Delete { id: id.as_uuid() },
+        }
+    }
+}
+
+/// A page of the changes feed.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Changes)]
+pub struct ChangesResponse {
+    /// What changed, oldest first; each task at most once, at its latest
+    /// change. At most 500.
+    pub changes: Vec<ChangeResponse>,
+    /// Opaque: send it back as `since` to read what changed after this
+    /// page.
+    #[schema(pattern = "^[A-Za-z0-9_-]+$")]
+    pub cursor: String,
+    /// Whether more changes follow at once: read again with `cursor`.
+    pub has_more: bool,
 }
 
 /// The answer to `DELETE /api/tasks?completed=true`.

@@ -170,6 +170,13 @@ impl ApiError {
                     "idempotency_key_reused",
                     "This Idempotency-Key was used for a different request".into(),
                 ),
+                D::CursorExpired => (
+                    StatusCode::GONE,
+                    "cursor_expired",
+                    "The cursor is older than the kept history of changes; read the feed again \
+                     without `since`"
+                        .into(),
+                ),
                 // Only reachable when a verified token names a user that has
                 // since been deleted.
                 D::UserNotFound => (

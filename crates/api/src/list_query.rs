@@ -13,8 +13,8 @@ use std::borrow::Cow;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use todo_domain::{
-    Labels, LabelsError, PageLimit, PageRequest, Priority, SearchText, SortField, SortOrder,
-    TaskFilter, TaskPosition, TaskQuery, TaskSort, UserId, parse_client_instant,
+    FeedPosition, Labels, LabelsError, PageLimit, PageRequest, Priority, SearchText, SortField,
+    SortOrder, TaskFilter, TaskPosition, TaskQuery, TaskSort, UserId, parse_client_instant,
 };
 
 pub use cursor::CursorKeys;
@@ -140,6 +140,30 @@ pub fn parse_clear_completed(raw: &str) -> Result<(), ApiError> {
              only with `completed=true`",
         ))
     }
+}
+
+/// Reads the query string of `GET /api/tasks/changes` for `caller`: at
+/// most one `since`, a cursor of the caller's feed; `None` without it.
+///
+/// # Errors
+/// `InvalidQuery` naming an unknown or repeated parameter;
+/// `InvalidCursor` for a `since` that is not this caller's feed cursor.
+pub fn parse_changes(
+    raw: &str,
+    cursors: &CursorKeys,
+    caller: UserId,
+) -> Result<Option<FeedPosition>, ApiError> {
+    let mut since = None;
+    for pair in pairs(raw) {
+        let (name, value) = pair?;
+        if name != "since" {
+            return Err(unknown(&name));
+        }
+        // A cursor is opaque: undecodable bytes in it make a bad cursor.
+        let value = value.ok_or(ApiError::InvalidCursor)?;
+        once(&mut since, "since", value)?;
+    }
+    since.map(|raw| cursors.open_feed(&raw, caller)).transpose()
 }
 
 /// Characters a value keeps as they are in a `Link`: the unreserved ones,
@@ -668,6 +692,34 @@ mod tests {
                 format!("completed=false&sort=due_at&limit=5&cursor={cursor}"),
                 stranger
             ),
+            Err(ApiError::InvalidCursor)
+        ));
+    }
+
+    #[test]
+    fn the_feed_takes_one_since_and_nothing_else() {
+        let keys = keys();
+        let caller = UserId::generate();
+        assert_eq!(parse_changes("", &keys, caller).unwrap(), None);
+        let cursor = keys.seal_feed(FeedPosition::at(12), caller);
+        assert_eq!(
+            parse_changes(&format!("since={cursor}"), &keys, caller).unwrap(),
+            Some(FeedPosition::at(12))
+        );
+        let detail = |raw: &str| match parse_changes(raw, &keys, caller) {
+            Err(ApiError::InvalidQuery { detail }) => detail.into_owned(),
+            other => panic!("{other:?}"),
+        };
+        assert!(detail(&format!("since={cursor}&since={cursor}")).contains("`since`"));
+        assert!(detail("limit=5").contains("`limit`"));
+        for raw in ["since=", "since=garbage", "since=%FF"] {
+            assert!(matches!(
+                parse_changes(raw, &keys, caller),
+                Err(ApiError::InvalidCursor)
+            ));
+        }
+        assert!(matches!(
+            parse_changes(&format!("since={cursor}"), &keys, UserId::generate()),
             Err(ApiError::InvalidCursor)
         ));
     }

@@ -85,6 +85,7 @@ pub struct Application {
     port: u16,
     server: Server,
     tasks: web::Data<TaskService>,
+    changes_retention: Duration,
 }
 
 impl Application {
@@ -233,6 +234,7 @@ impl Application {
             port,
             server,
             tasks,
+            changes_retention: settings.changes_retention(),
         })
     }
 
@@ -254,9 +256,15 @@ impl Application {
     /// # Errors
     /// An I/O error from the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let purge = tokio::spawn(purge_expired_keys(self.tasks, KEY_PURGE_INTERVAL));
+        let purge = tokio::spawn(purge_expired_keys(self.tasks.clone(), KEY_PURGE_INTERVAL));
+        let forget = tokio::spawn(forget_old_deletions(
+            self.tasks,
+            self.changes_retention,
+            DELETION_PURGE_INTERVAL,
+        ));
         let outcome = self.server.await;
         purge.abort();
+        forget.abort();
         outcome
     }
 }
@@ -273,6 +281,31 @@ async fn purge_expired_keys(tasks: web::Data<TaskService>, interval: Duration) {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "expired idempotency keys deleted"),
             Err(error) => tracing::warn!(%error, "expired idempotency keys could not be deleted"),
+        }
+    }
+}
+
+/// How often the changes feed's old deletions are forgotten: the retention
+/// is counted in days, so an hour late is nothing.
+const DELETION_PURGE_INTERVAL: Duration = Duration::from_secs(3_600);
+
+/// Forgets the feed's deletions older than `retention` every `interval`,
+/// for as long as the server runs, so the history does not grow forever
+/// and no job outside the service is needed. With several instances each
+/// does it; the deletes are idempotent and a floor only ever rises.
+async fn forget_old_deletions(
+    tasks: web::Data<TaskService>,
+    retention: Duration,
+    interval: Duration,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match tasks.forget_old_deletions(retention).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::debug!(forgotten, "old deletions forgotten by the feed"),
+            Err(error) => tracing::warn!(%error, "old deletions could not be forgotten"),
         }
     }
 }
@@ -325,6 +358,14 @@ fn routes(config: &mut web::ServiceConfig) {
                 .default_service(web::to(fallback::method_not_allowed(
                     "GET, HEAD, POST, DELETE",
                 ))),
+        )
+        // Before `/api/tasks/{id}`, which would take `changes` for an id.
+        .service(
+            web::resource("/api/tasks/changes")
+                .wrap(from_fn(require_user))
+                .route(web::get().to(tasks::task_changes))
+                .route(web::head().to(tasks::task_changes))
+                .default_service(web::to(fallback::method_not_allowed("GET, HEAD"))),
         )
         .service(
             web::resource("/api/tasks/{id}")

@@ -48,6 +48,10 @@ pub enum DomainError {
     /// This idempotency key was used for a different request.
     #[error("idempotency key reused for another request")]
     IdempotencyKeyReused,
+    /// A feed position from before the kept history: a deletion it would
+    /// need has been forgotten, so the client must read the feed afresh.
+    #[error("the feed position is older than the kept history")]
+    CursorExpired,
     /// No user has this id.
     #[error("user not found")]
     UserNotFound,

@@ -7,6 +7,7 @@
 //! Every value type here can only hold a valid value, so code that holds a
 //! [`TaskTitle`] or an [`Email`] never needs to check it again.
 
+mod changes;
 mod clock;
 mod error;
 mod idempotency;
@@ -21,6 +22,10 @@ mod task_fields;
 mod timestamp;
 mod user;
 
+pub use changes::{
+    CHANGES_PAGE_MAX, Change, ChangePage, ChangeSlice, DELETIONS_FORGOTTEN_PER_BATCH, FeedPosition,
+    PositionedChange,
+};
 pub use clock::{Clock, SystemClock};
 pub use error::DomainError;
 pub use idempotency::{

@@ -5,10 +5,10 @@
 use async_trait::async_trait;
 
 use crate::{
-    Claim, ClaimOutcome, CompletionChange, DomainError, Email, ExternalIdentity, IdempotencyKey,
-    NewExternalUser, NewUser, Password, PasswordHash, Precondition, Provisioned, Receipt,
-    RequestFingerprint, Task, TaskId, TaskPage, TaskPatch, TaskQuery, Timestamp, User,
-    UserCredentials, UserId,
+    ChangeSlice, Claim, ClaimOutcome, CompletionChange, DomainError, Email, ExternalIdentity,
+    FeedPosition, IdempotencyKey, NewExternalUser, NewUser, Password, PasswordHash, Precondition,
+    Provisioned, Receipt, RequestFingerprint, Task, TaskId, TaskPage, TaskPatch, TaskQuery,
+    Timestamp, User, UserCredentials, UserId,
 };
 use crate::{SignInKey, SignInLimit};
 
@@ -112,6 +112,31 @@ pub trait TaskRepository: Send + Sync {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     async fn exists(&self, id: TaskId) -> Result<bool, DomainError>;
+
+    /// `owner`'s changes after `since`, at most `fetch` of them, in
+    /// position order: tasks whose latest change is after
+    /// `since.tasks_after` as they are now, and deletions after
+    /// `since.deletes_after`. Without `since`, every current task and the
+    /// deletions after the head. The head and floor are read before the
+    /// changes, so every change at or below the head is among them.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn changes_since(
+        &self,
+        owner: UserId,
+        since: Option<FeedPosition>,
+        fetch: u32,
+    ) -> Result<ChangeSlice, DomainError>;
+
+    /// Forgets up to `batch` of the deletions recorded before `before`,
+    /// oldest first, raising each owner's floor to the highest position
+    /// forgotten, in one transaction; returns how many went (fewer than
+    /// `batch`: none is left).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    async fn forget_deletions(&self, before: Timestamp, batch: u32) -> Result<u64, DomainError>;
 }
 
 /// Storage of idempotency keys: per user, kept for

@@ -8,11 +8,12 @@ use crate::ports::{
     IdempotencyStore, PasswordHasher, SignInFailureRepository, TaskRepository, UserRepository,
 };
 use crate::{
-    ClaimOutcome, Clock, CompletionChange, DomainError, Email, IdempotentRequest, NewTask, NewUser,
+    CHANGES_PAGE_MAX, ChangePage, ClaimOutcome, Clock, CompletionChange,
+    DELETIONS_FORGOTTEN_PER_BATCH, DomainError, Email, IdempotentRequest, NewTask, NewUser,
     Password, Precondition, Receipt, RecordedResponse, Task, TaskId, TaskPage, TaskPatch,
     TaskQuery, TaskVersion, User, UserId,
 };
-use crate::{SignInKey, SignInLimit};
+use crate::{FeedPosition, SignInKey, SignInLimit, Timestamp};
 
 /// The limits a task service enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +209,62 @@ impl TaskService {
     /// `Unavailable` or `Unexpected` from storage.
     pub async fn purge_expired_keys(&self) -> Result<u64, DomainError> {
         self.keys.purge_expired(self.clock.now()).await
+    }
+
+    /// What changed in the caller's tasks after `since`; without it, every
+    /// task as it is now. At most [`CHANGES_PAGE_MAX`] changes a page.
+    ///
+    /// # Errors
+    /// `CursorExpired` when `since` is older than the kept deletions;
+    /// `Unavailable` or `Unexpected` from storage.
+    pub async fn changes(
+        &self,
+        owner: UserId,
+        since: Option<FeedPosition>,
+    ) -> Result<ChangePage, DomainError> {
+        let slice = self
+            .tasks
+            .changes_since(owner, since, CHANGES_PAGE_MAX + 1)
+            .await?;
+        // Without a position the walk starts at the head, which no floor
+        // ever passes.
+        let from = since.unwrap_or(FeedPosition {
+            tasks_after: 0,
+            deletes_after: slice.head,
+        });
+        if from.deletes_after < slice.floor {
+            return Err(DomainError::CursorExpired);
+        }
+        Ok(ChangePage::assemble(from, slice, CHANGES_PAGE_MAX))
+    }
+
+    /// Forgets deletions older than `retention`, so the feed's history
+    /// does not grow forever; returns how many went.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected` from storage.
+    pub async fn forget_old_deletions(
+        &self,
+        retention: std::time::Duration,
+    ) -> Result<u64, DomainError> {
+        let now = self.clock.now().as_datetime();
+        let before = now
+            .checked_sub(time::Duration::try_from(retention).unwrap_or(time::Duration::MAX))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let before = Timestamp::from_datetime(before);
+        // Batch after batch, so a large backlog never makes one
+        // transaction outlive the statement timeout.
+        let mut forgotten = 0;
+        loop {
+            let batch = self
+                .tasks
+                .forget_deletions(before, DELETIONS_FORGOTTEN_PER_BATCH)
+                .await?;
+            forgotten += batch;
+            if batch < u64::from(DELETIONS_FORGOTTEN_PER_BATCH) {
+                return Ok(forgotten);
+            }
+        }
     }
 
     /// Runs `work` once for a plain request. For a retry-safe one, claims

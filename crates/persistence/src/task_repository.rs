@@ -12,13 +12,16 @@ use sea_orm::{
 };
 use todo_domain::ports::TaskRepository;
 use todo_domain::{
-    CompletionChange, DomainError, Labels, PageRequest, Precondition, Receipt, SortField, SortKey,
-    SortOrder, Task, TaskFilter, TaskId, TaskPage, TaskPatch, TaskPosition, TaskQuery, TaskSort,
-    Timestamp, UserId,
+    Change, ChangeSlice, CompletionChange, DomainError, FeedPosition, Labels, PageRequest,
+    PositionedChange, Precondition, Receipt, SortField, SortKey, SortOrder, Task, TaskFilter,
+    TaskId, TaskPage, TaskPatch, TaskPosition, TaskQuery, TaskSort, Timestamp, UserId,
 };
 
 use crate::conversions::{stored_headers, stored_labels};
-use crate::entities::{idempotency_keys, task_labels, tasks, user_task_counts};
+use crate::entities::{
+    idempotency_keys, task_changes, task_labels, task_tombstones, tasks, user_change_heads,
+    user_task_counts,
+};
 use crate::errors::{domain_error, unbuildable};
 use crate::timestamps::{optional_timestamp_value, timestamp_value};
 use crate::{Backend, Database, backend_of};
@@ -609,6 +612,118 @@ fn total_of(owner: UserId, filter: &TaskFilter, condition: Condition) -> Expr {
     Expr::SubQuery(None, Box::new(select.into())).cast_as("BIGINT")
 }
 
+// --- the changes feed -------------------------------------------------------
+
+/// The columns a feed statement adds to each task row: the change's task
+/// id, its position and whether it is a deletion.
+const CHANGE_ID: &str = "change_id";
+const CHANGE_POSITION: &str = "change_position";
+const CHANGE_OP: &str = "change_op";
+const OP_UPSERT: i16 = 0;
+const OP_DELETE: i16 = 1;
+
+/// A position beyond `i64` is in no row; a stored negative one is a bug.
+#[derive(Debug, thiserror::Error)]
+#[error("a change position is out of range")]
+struct PositionOutOfRange;
+
+fn stored_position(position: u64) -> Result<i64, DomainError> {
+    i64::try_from(position).map_err(|_| DomainError::Unexpected(Box::new(PositionOutOfRange)))
+}
+
+fn read_position(position: i64) -> Result<u64, DomainError> {
+    u64::try_from(position).map_err(|_| DomainError::Unexpected(Box::new(PositionOutOfRange)))
+}
+
+/// The feed's statement: up to `fetch` changes of `owner` in position
+/// order, the tasks whose latest change is after `tasks_after` and the
+/// deletions after `deletes_after`, each task row joined to its change.
+///
+/// Each side is its own range scan of its `(user_id, change_seq)` index
+/// with its own LIMIT, so the cost follows the page, not the history; one
+/// statement, so on PostgreSQL it reads one snapshot, in which the
+/// positions seen are a prefix of those handed out (see the migration).
+fn feed_query(owner: UserId, tasks_after: i64, deletes_after: i64, fetch: u64) -> SelectStatement {
+    let upserts = Query::select()
+        .expr_as(Expr::col(task_changes::Column::Id), CHANGE_ID)
+        .expr_as(Expr::col(task_changes::Column::ChangeSeq), CHANGE_POSITION)
+        .expr_as(Expr::val(OP_UPSERT), CHANGE_OP)
+        .from(task_changes::Entity)
+        .and_where(task_changes::Column::UserId.eq(owner.as_uuid()))
+        .and_where(task_changes::Column::ChangeSeq.gt(tasks_after))
+        .order_by(task_changes::Column::ChangeSeq, Order::Asc)
+        .limit(fetch)
+        .to_owned();
+    let deletes = Query::select()
+        .expr_as(Expr::col(task_tombstones::Column::TaskId), CHANGE_ID)
+        .expr_as(
+            Expr::col(task_tombstones::Column::ChangeSeq),
+            CHANGE_POSITION,
+        )
+        .expr_as(Expr::val(OP_DELETE), CHANGE_OP)
+        .from(task_tombstones::Entity)
+        .and_where(task_tombstones::Column::UserId.eq(owner.as_uuid()))
+        .and_where(task_tombstones::Column::ChangeSeq.gt(deletes_after))
+        .order_by(task_tombstones::Column::ChangeSeq, Order::Asc)
+        .limit(fetch)
+        .to_owned();
+    // Each side sits in a subquery of its own: a branch of a UNION takes
+    // ORDER BY and LIMIT only there.
+    let both = Query::select()
+        .column(Asterisk)
+        .from_subquery(upserts, Alias::new("upserts"))
+        .union(
+            UnionType::All,
+            Query::select()
+                .column(Asterisk)
+                .from_subquery(deletes, Alias::new("deletes"))
+                .to_owned(),
+        )
+        .to_owned();
+    let changes = Alias::new("changes");
+    Query::select()
+        .column((changes.clone(), Alias::new(CHANGE_ID)))
+        .column((changes.clone(), Alias::new(CHANGE_POSITION)))
+        .column((changes.clone(), Alias::new(CHANGE_OP)))
+        .column((tasks::Entity, Asterisk))
+        .from_subquery(both, changes.clone())
+        .left_join(
+            tasks::Entity,
+            Expr::col((tasks::Entity, tasks::Column::Id))
+                .equals((changes.clone(), Alias::new(CHANGE_ID)))
+                .and(Expr::col((changes.clone(), Alias::new(CHANGE_OP))).eq(OP_UPSERT)),
+        )
+        .order_by((changes, Alias::new(CHANGE_POSITION)), Order::Asc)
+        .limit(fetch)
+        .to_owned()
+}
+
+/// One row of the feed's statement as a change.
+fn read_change(row: &sea_orm::QueryResult) -> Result<Option<PositionedChange>, DomainError> {
+    let position = read_position(
+        row.try_get::<i64>("", CHANGE_POSITION)
+            .map_err(domain_error)?,
+    )?;
+    let op = row.try_get::<i16>("", CHANGE_OP).map_err(domain_error)?;
+    let change = if op == OP_DELETE {
+        let id = row.try_get::<Uuid>("", CHANGE_ID).map_err(domain_error)?;
+        Change::Delete(TaskId::from_uuid(id))
+    } else {
+        // The task was read in the same snapshot as its position, so the
+        // join finds it; a row without it is skipped rather than trusted.
+        if row
+            .try_get::<Option<Uuid>>("", "id")
+            .map_err(domain_error)?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let model = tasks::Model::from_query_result(row, "").map_err(domain_error)?;
+        Change::Upsert(Task::try_from(model)?)
+    };
+    Ok(Some(PositionedChange { position, change }))
+}
+
 #[async_trait]
 impl TaskRepository for SeaTaskRepository {
     #[tracing::instrument(skip_all, fields(task_id = %task.id, user_id = %task.owner))]
@@ -976,6 +1091,95 @@ impl TaskRepository for SeaTaskRepository {
             .await
             .map_err(domain_error)?;
         Ok(found.is_some())
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %owner))]
+    async fn changes_since(
+        &self,
+        owner: UserId,
+        since: Option<FeedPosition>,
+        fetch: u32,
+    ) -> Result<ChangeSlice, DomainError> {
+        // The head first: a change that commits after this read has a
+        // higher position, so a page that ends at the head misses none.
+        let head = user_change_heads::Entity::find_by_id(owner.as_uuid())
+            .one(&self.db)
+            .await
+            .map_err(domain_error)?;
+        let (head, floor) = match head {
+            Some(row) => (
+                read_position(row.change_seq)?,
+                read_position(row.changes_floor)?,
+            ),
+            None => (0, 0),
+        };
+        let from = since.unwrap_or(FeedPosition {
+            tasks_after: 0,
+            deletes_after: head,
+        });
+        let statement = feed_query(
+            owner,
+            stored_position(from.tasks_after)?,
+            stored_position(from.deletes_after)?,
+            u64::from(fetch),
+        );
+        let rows = self
+            .db
+            .query_all_raw(self.db.get_database_backend().build(&statement))
+            .await
+            .map_err(domain_error)?;
+        let mut changes = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(change) = read_change(row)? {
+                changes.push(change);
+            }
+        }
+        Ok(ChangeSlice {
+            head,
+            floor,
+            changes,
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn forget_deletions(&self, before: Timestamp, batch: u32) -> Result<u64, DomainError> {
+        // The oldest `batch` by the deletion index, named by key: neither
+        // engine takes a LIMIT on DELETE portably.
+        let oldest = Query::select()
+            .column(task_tombstones::Column::TaskId)
+            .from(task_tombstones::Entity)
+            .and_where(task_tombstones::Column::DeletedAt.lt(self.timestamp(before)))
+            .order_by(task_tombstones::Column::DeletedAt, Order::Asc)
+            .limit(u64::from(batch))
+            .to_owned();
+        self.db
+            .bounded_domain(async {
+                let transaction = self.db.connection().begin().await.map_err(domain_error)?;
+                let forgotten = task_tombstones::Entity::delete_many()
+                    .filter(task_tombstones::Column::TaskId.in_subquery(oldest))
+                    .exec_with_returning(&transaction)
+                    .await
+                    .map_err(domain_error)?;
+                // Each owner's floor rises to the highest position forgotten
+                // now, never down.
+                let mut floors = std::collections::BTreeMap::<Uuid, i64>::new();
+                for row in &forgotten {
+                    let floor = floors.entry(row.user_id).or_insert(row.change_seq);
+                    *floor = Ord::max(*floor, row.change_seq);
+                }
+                for (user, floor) in floors {
+                    user_change_heads::Entity::update_many()
+                        .col_expr(user_change_heads::Column::ChangesFloor, Expr::val(floor))
+                        .filter(user_change_heads::Column::Id.eq(user))
+                        .filter(user_change_heads::Column::ChangesFloor.lt(floor))
+                        .exec(&transaction)
+                        .await
+                        .map_err(domain_error)?;
+                }
+                transaction.commit().await.map_err(domain_error)?;
+                Ok(forgotten.len() as u64)
+            })
+            .await
     }
 }
 

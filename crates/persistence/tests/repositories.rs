@@ -22,12 +22,13 @@ use todo_domain::ports::{
     IdempotencyStore, IdentityRepository, SignInFailureRepository, TaskRepository, UserRepository,
 };
 use todo_domain::{
-    CLAIM_TIMEOUT, ClaimOutcome, CompletionChange, DomainError, Email, ExternalIdentity,
-    IDEMPOTENCY_KEY_TTL, IdempotencyKey, Labels, NewExternalUser, NewUser, PageLimit, PageRequest,
-    PasswordHash, Precondition, Priority, Provisioned, Receipt, RecordedResponse,
-    RequestFingerprint, ResponseRecorder, SearchText, SortField, SortKey, SortOrder, Task,
-    TaskDescription, TaskFilter, TaskId, TaskPage, TaskPatch, TaskPosition, TaskQuery, TaskSort,
-    TaskTitle, TaskVersion, Timestamp, UserId,
+    CHANGES_PAGE_MAX, CLAIM_TIMEOUT, Change, ChangePage, ClaimOutcome, CompletionChange,
+    DomainError, Email, ExternalIdentity, FeedPosition, IDEMPOTENCY_KEY_TTL, IdempotencyKey,
+    Labels, NewExternalUser, NewUser, PageLimit, PageRequest, PasswordHash, PositionedChange,
+    Precondition, Priority, Provisioned, Receipt, RecordedResponse, RequestFingerprint,
+    ResponseRecorder, SearchText, SortField, SortKey, SortOrder, Task, TaskDescription, TaskFilter,
+    TaskId, TaskPage, TaskPatch, TaskPosition, TaskQuery, TaskSort, TaskTitle, TaskVersion,
+    Timestamp, UserId,
 };
 use todo_domain::{SignInKey, SignInLimit};
 use todo_persistence::testing::TestDatabase;
@@ -107,6 +108,14 @@ on_both_backends!(
     fifty_concurrent_toggles_lose_none,
     another_owner_can_change_or_delete_nothing,
     delete_owned_deletes_once,
+    // tasks: the changes feed
+    every_write_path_moves_the_task_to_the_end_of_the_feed,
+    a_task_changed_twice_appears_once_at_its_latest_position,
+    another_users_changes_never_appear_in_the_feed,
+    the_feed_reads_at_most_the_asked_number_in_position_order,
+    forgetting_old_deletions_raises_the_floor,
+    the_feed_migration_numbers_existing_tasks_in_the_order_they_changed,
+    a_reader_following_the_feed_during_concurrent_writes_misses_nothing,
     // idempotency keys
     a_key_is_claimed_once_and_then_in_use,
     a_recorded_answer_is_replayed,
@@ -3153,6 +3162,7 @@ async fn migrations_round_trip_down_and_up(store: Store) {
     assert!(!schema.has_table("users").await.unwrap());
     assert!(!schema.has_table("task_labels").await.unwrap());
     assert!(!schema.has_table("idempotency_keys").await.unwrap());
+    assert!(!schema.has_table("task_tombstones").await.unwrap());
     let err = store
         .tasks
         .list_by_owner(owner, &TaskQuery::default(), now())
@@ -4307,6 +4317,18 @@ async fn big_table(store: &Store) -> UserId {
         )
         .await
         .unwrap();
+    // The row triggers raised each owner's counters and change position
+    // once per task inside that one INSERT: thousands of versions of a
+    // few rows in one transaction, which cannot be pruned as they come, so
+    // they spill over pages and bloat the key's index. A real service
+    // writes a task a transaction and its updates stay on their page.
+    // Rebuilt compact, the table is read as the service's would be (a
+    // bloated key index tips the user lookup into a bitmap scan).
+    store
+        .db
+        .execute_unprepared("VACUUM FULL ANALYZE users")
+        .await
+        .unwrap();
     owner
 }
 
@@ -4636,4 +4658,509 @@ fn sqlstate(err: &sea_orm::DbErr) -> Option<String> {
             .map(|code| code.into_owned()),
         _ => None,
     }
+}
+
+// ------------------------------------------------------------ changes feed
+
+/// Every change of `owner` after `since` (up to 1,000), as (position,
+/// change) pairs.
+async fn changes_after(store: &Store, owner: UserId, since: u64) -> Vec<PositionedChange> {
+    store
+        .tasks
+        .changes_since(owner, Some(FeedPosition::at(since)), 1_000)
+        .await
+        .expect("read the feed")
+        .changes
+}
+
+/// The feed's head of `owner`: the position of their latest change.
+async fn head_of(store: &Store, owner: UserId) -> u64 {
+    store
+        .tasks
+        .changes_since(owner, Some(FeedPosition::at(u64::MAX >> 1)), 1)
+        .await
+        .expect("read the head")
+        .head
+}
+
+/// The one change after `since`, which must be about `id`; its position.
+async fn only_change_after(store: &Store, owner: UserId, since: u64, id: TaskId) -> u64 {
+    let changes = changes_after(store, owner, since).await;
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].change.task_id(), id);
+    assert!(changes[0].position > since);
+    assert_eq!(changes[0].position, head_of(store, owner).await);
+    changes[0].position
+}
+
+fn upserted(change: &PositionedChange) -> &Task {
+    match &change.change {
+        Change::Upsert(task) => task,
+        Change::Delete(id) => panic!("{id} was deleted, not upserted"),
+    }
+}
+
+async fn every_write_path_moves_the_task_to_the_end_of_the_feed(store: Store) {
+    let owner = store.user().await;
+    assert_eq!(head_of(&store, owner).await, 0);
+    let first = store.stored(task(owner, "first", later(0))).await;
+    let second = store.stored(task(owner, "second", later(1))).await;
+    let all = store.tasks.changes_since(owner, None, 1_000).await.unwrap();
+    assert_eq!(all.head, 2);
+    let positions: Vec<u64> = all.changes.iter().map(|change| change.position).collect();
+    assert_eq!(positions, [1, 2]);
+    assert_eq!(upserted(&all.changes[0]), &first);
+    assert_eq!(upserted(&all.changes[1]), &second);
+
+    // A patch.
+    let patch = TaskPatch {
+        title: Some(title("first, renamed")),
+        ..TaskPatch::default()
+    };
+    let renamed = store
+        .tasks
+        .patch_owned(first.id, owner, &patch, None, later(5))
+        .await
+        .unwrap()
+        .unwrap();
+    let at = only_change_after(&store, owner, 2, first.id).await;
+    assert_eq!(
+        upserted(&changes_after(&store, owner, 2).await[0]),
+        &renamed
+    );
+
+    // A patch that changes nothing moves nothing.
+    store
+        .tasks
+        .patch_owned(first.id, owner, &patch, None, later(6))
+        .await
+        .unwrap();
+    assert_eq!(head_of(&store, owner).await, at);
+
+    // New labels (the label rows change in the same transaction).
+    let relabel = TaskPatch {
+        labels: Some(labels(&["work"])),
+        ..TaskPatch::default()
+    };
+    store
+        .tasks
+        .patch_owned(second.id, owner, &relabel, None, later(7))
+        .await
+        .unwrap();
+    let at = only_change_after(&store, owner, at, second.id).await;
+
+    // A toggle, with and without a receipt-free precondition.
+    store
+        .tasks
+        .change_completion_owned(
+            first.id,
+            owner,
+            CompletionChange::Toggle,
+            None,
+            later(8),
+            None,
+        )
+        .await
+        .unwrap();
+    let at = only_change_after(&store, owner, at, first.id).await;
+    store
+        .tasks
+        .change_completion_owned(
+            second.id,
+            owner,
+            CompletionChange::Set(true),
+            if_version(&[2]),
+            later(9),
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let at = only_change_after(&store, owner, at, second.id).await;
+    // Setting the state the task already has changes nothing.
+    store
+        .tasks
+        .change_completion_owned(
+            second.id,
+            owner,
+            CompletionChange::Set(true),
+            None,
+            later(10),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(head_of(&store, owner).await, at);
+
+    // A delete leaves a tombstone at the end.
+    let third = store.stored(task(owner, "third", later(11))).await;
+    let at = only_change_after(&store, owner, at, third.id).await;
+    assert!(
+        store
+            .tasks
+            .delete_owned(third.id, owner, None)
+            .await
+            .unwrap()
+    );
+    let after_delete = changes_after(&store, owner, at).await;
+    assert_eq!(after_delete.len(), 1);
+    assert_eq!(after_delete[0].change, Change::Delete(third.id));
+    let at = after_delete[0].position;
+
+    // Clearing the completed tasks: one tombstone each, in order.
+    assert_eq!(store.tasks.delete_completed(owner).await.unwrap(), 2);
+    let cleared = changes_after(&store, owner, at).await;
+    let mut deleted: Vec<Change> = cleared.iter().map(|c| c.change.clone()).collect();
+    deleted.sort_by_key(Change::task_id);
+    let mut expected = vec![Change::Delete(first.id), Change::Delete(second.id)];
+    expected.sort_by_key(Change::task_id);
+    assert_eq!(deleted, expected);
+    assert!(cleared[0].position < cleared[1].position);
+    assert_eq!(cleared[1].position, head_of(&store, owner).await);
+
+    // The full history from the start: no task twice, positions rising,
+    // and the counters the done-count trigger keeps still right.
+    let history = changes_after(&store, owner, 0).await;
+    assert_eq!(history.len(), 3);
+    assert!(history.windows(2).all(|w| w[0].position < w[1].position));
+    assert_eq!(store.task_count(owner).await, 0);
+    assert_eq!(
+        store
+            .count(
+                "SELECT CAST(done_count AS BIGINT) FROM users WHERE id = $1",
+                vec![owner.as_uuid().into()],
+            )
+            .await,
+        0
+    );
+}
+
+async fn a_task_changed_twice_appears_once_at_its_latest_position(store: Store) {
+    let owner = store.user().await;
+    let one = store.stored(task(owner, "one", later(0))).await;
+    let two = store.stored(task(owner, "two", later(1))).await;
+    for at in [2, 3] {
+        store
+            .tasks
+            .change_completion_owned(
+                one.id,
+                owner,
+                CompletionChange::Toggle,
+                None,
+                later(at),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let changes = changes_after(&store, owner, 0).await;
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[0].change.task_id(), two.id);
+    assert_eq!(changes[1].change.task_id(), one.id);
+    assert_eq!(changes[1].position, 4);
+    assert_eq!(upserted(&changes[1]).version, version(3));
+}
+
+async fn another_users_changes_never_appear_in_the_feed(store: Store) {
+    let owner = store.user().await;
+    let other = store.user().await;
+    let mine = store.stored(task(owner, "mine", later(0))).await;
+    let theirs = store.stored(task(other, "theirs", later(1))).await;
+    store
+        .stored(done(task(other, "their done", later(2))))
+        .await;
+    assert!(
+        store
+            .tasks
+            .delete_owned(theirs.id, other, None)
+            .await
+            .unwrap()
+    );
+    store.tasks.delete_completed(other).await.unwrap();
+    // Positions are counted per user.
+    assert_eq!(head_of(&store, owner).await, 1);
+    assert_eq!(head_of(&store, other).await, 4);
+    let changes = changes_after(&store, owner, 0).await;
+    assert_eq!(changes.len(), 1);
+    assert_eq!(upserted(&changes[0]), &mine);
+    let full = store.tasks.changes_since(owner, None, 1_000).await.unwrap();
+    assert_eq!(full.changes, changes);
+}
+
+async fn the_feed_reads_at_most_the_asked_number_in_position_order(store: Store) {
+    let owner = store.user().await;
+    let mut ids = Vec::new();
+    for n in 0..7 {
+        ids.push(store.stored(task(owner, "t", later(n))).await.id);
+    }
+    // Deletions interleave with tasks by position.
+    assert!(store.tasks.delete_owned(ids[1], owner, None).await.unwrap());
+    let page = store
+        .tasks
+        .changes_since(owner, Some(FeedPosition::at(0)), 3)
+        .await
+        .unwrap();
+    let read: Vec<(u64, TaskId)> = page
+        .changes
+        .iter()
+        .map(|c| (c.position, c.change.task_id()))
+        .collect();
+    assert_eq!(read, [(1, ids[0]), (3, ids[2]), (4, ids[3])]);
+    let rest = store
+        .tasks
+        .changes_since(owner, Some(FeedPosition::at(4)), 10)
+        .await
+        .unwrap();
+    let read: Vec<(u64, Change)> = rest
+        .changes
+        .into_iter()
+        .map(|c| (c.position, c.change))
+        .collect();
+    assert_eq!(read.len(), 4);
+    assert_eq!(read[3], (8, Change::Delete(ids[1])));
+    // A walk of the full list skips deletions at or below where it began.
+    let walk = store
+        .tasks
+        .changes_since(
+            owner,
+            Some(FeedPosition {
+                tasks_after: 0,
+                deletes_after: 8,
+            }),
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(walk.changes.len(), 6);
+    assert!(
+        walk.changes
+            .iter()
+            .all(|c| matches!(c.change, Change::Upsert(_)))
+    );
+}
+
+async fn forgetting_old_deletions_raises_the_floor(store: Store) {
+    let owner = store.user().await;
+    let other = store.user().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(store.stored(task(owner, "t", later(n))).await.id);
+    }
+    let theirs = store.stored(task(other, "theirs", later(0))).await;
+    for id in &ids[..2] {
+        assert!(store.tasks.delete_owned(*id, owner, None).await.unwrap());
+    }
+    assert!(
+        store
+            .tasks
+            .delete_owned(theirs.id, other, None)
+            .await
+            .unwrap()
+    );
+    // The two older deletions of `owner` (positions 4 and 5) are backdated
+    // past the retention; the third deletion stays recent.
+    store
+        .raw(
+            "UPDATE task_tombstones SET deleted_at = $1 WHERE user_id = $2",
+            vec![store.instant(later(0)), owner.as_uuid().into()],
+        )
+        .await;
+    assert!(store.tasks.delete_owned(ids[2], owner, None).await.unwrap());
+    let cutoff = Timestamp::from_datetime(OffsetDateTime::now_utc() - time::Duration::days(1));
+    // One at a time, oldest first: the floor rises batch by batch.
+    assert_eq!(store.tasks.forget_deletions(cutoff, 1).await.unwrap(), 1);
+    assert_eq!(store.tasks.forget_deletions(cutoff, 5).await.unwrap(), 1);
+
+    let slice = store
+        .tasks
+        .changes_since(owner, Some(FeedPosition::at(0)), 100)
+        .await
+        .unwrap();
+    assert_eq!(slice.floor, 5);
+    assert_eq!(slice.head, 6);
+    assert_eq!(
+        slice
+            .changes
+            .iter()
+            .map(|c| c.change.clone())
+            .collect::<Vec<_>>(),
+        [Change::Delete(ids[2])]
+    );
+    let theirs_slice = store.tasks.changes_since(other, None, 100).await.unwrap();
+    assert_eq!(theirs_slice.floor, 0);
+    // Nothing more to forget, and the floor never goes down.
+    assert_eq!(store.tasks.forget_deletions(cutoff, 5).await.unwrap(), 0);
+    let again = store.tasks.changes_since(owner, None, 100).await.unwrap();
+    assert_eq!(again.floor, 5);
+}
+
+async fn the_feed_migration_numbers_existing_tasks_in_the_order_they_changed(store: Store) {
+    Migrator::down(store.db.connection(), Some(1))
+        .await
+        .unwrap();
+    let schema = SchemaManager::new(store.db.connection());
+    assert!(!schema.has_table("task_tombstones").await.unwrap());
+    assert!(!schema.has_column("tasks", "change_seq").await.unwrap());
+    let owner = store.user().await;
+    let older = store.stored(task(owner, "older", later(5))).await;
+    let newer = store.stored(task(owner, "newer", later(1))).await;
+    store
+        .tasks
+        .change_completion_owned(
+            newer.id,
+            owner,
+            CompletionChange::Toggle,
+            None,
+            later(9),
+            None,
+        )
+        .await
+        .unwrap();
+
+    Migrator::up(store.db.connection(), None).await.unwrap();
+    let slice = store.tasks.changes_since(owner, None, 100).await.unwrap();
+    assert_eq!(slice.head, 2);
+    let order: Vec<(u64, TaskId)> = slice
+        .changes
+        .iter()
+        .map(|c| (c.position, c.change.task_id()))
+        .collect();
+    assert_eq!(order, [(1, older.id), (2, newer.id)]);
+    // The triggers take over from there.
+    store.stored(task(owner, "after", later(10))).await;
+    assert_eq!(head_of(&store, owner).await, 3);
+}
+
+/// Reads `owner`'s feed after `since` as the service does (a page of at
+/// most `CHANGES_PAGE_MAX`), checking that storage answered in position
+/// order.
+async fn feed_page(
+    tasks: &SeaTaskRepository,
+    owner: UserId,
+    since: Option<FeedPosition>,
+) -> ChangePage {
+    let slice = tasks
+        .changes_since(owner, since, CHANGES_PAGE_MAX + 1)
+        .await
+        .expect("read the feed");
+    assert!(
+        slice
+            .changes
+            .windows(2)
+            .all(|pair| pair[0].position < pair[1].position)
+    );
+    let from = since.unwrap_or(FeedPosition {
+        tasks_after: 0,
+        deletes_after: slice.head,
+    });
+    ChangePage::assemble(from, slice, CHANGES_PAGE_MAX)
+}
+
+/// Applies pages of the feed to `local` until none is left; the cursor
+/// to read on from.
+async fn catch_up(
+    tasks: &SeaTaskRepository,
+    owner: UserId,
+    local: &mut std::collections::HashMap<TaskId, Task>,
+    mut since: Option<FeedPosition>,
+) -> FeedPosition {
+    loop {
+        let page = feed_page(tasks, owner, since).await;
+        for change in page.changes {
+            match change {
+                Change::Upsert(task) => {
+                    local.insert(task.id, task);
+                }
+                Change::Delete(id) => {
+                    local.remove(&id);
+                }
+            }
+        }
+        since = Some(page.next);
+        if !page.has_more {
+            return page.next;
+        }
+    }
+}
+
+/// Writers create, change and delete one user's tasks at once, while a
+/// reader follows the feed: every write path runs concurrently, none
+/// deadlocks, and the reader's copy ends equal to the stored tasks.
+async fn a_reader_following_the_feed_during_concurrent_writes_misses_nothing(store: Store) {
+    let owner = store.user().await;
+    let mut seeded = Vec::new();
+    for n in 0..40 {
+        seeded.push(store.stored(task(owner, "seed", later(n))).await.id);
+    }
+    let writers: Vec<_> = (0..4)
+        .map(|writer: i64| {
+            let tasks = store.tasks.clone();
+            let mine: Vec<TaskId> = seeded
+                .iter()
+                .copied()
+                .skip(usize::try_from(writer).unwrap() * 10)
+                .take(10)
+                .collect();
+            tokio::spawn(async move {
+                for round in 0..10 {
+                    let at = later(100 + writer * 100 + round);
+                    let id = mine[usize::try_from(round).unwrap()];
+                    tasks
+                        .change_completion_owned(
+                            id,
+                            owner,
+                            CompletionChange::Toggle,
+                            None,
+                            at,
+                            None,
+                        )
+                        .await
+                        .unwrap();
+                    let patch = TaskPatch {
+                        title: Some(title(&format!("w{writer} r{round}"))),
+                        labels: Some(labels(&[&format!("w{writer}")])),
+                        ..TaskPatch::default()
+                    };
+                    tasks
+                        .patch_owned(
+                            mine[(usize::try_from(round).unwrap() + 1) % 10],
+                            owner,
+                            &patch,
+                            None,
+                            at,
+                        )
+                        .await
+                        .unwrap();
+                    let new = task(owner, "new", at);
+                    tasks.insert(&new, MAX_TASKS, None).await.unwrap();
+                    if round % 2 == 0 {
+                        tasks.delete_owned(new.id, owner, None).await.unwrap();
+                    }
+                    if writer == 0 && round % 4 == 3 {
+                        tasks.delete_completed(owner).await.unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let mut local = std::collections::HashMap::new();
+    let mut cursor = catch_up(&store.tasks, owner, &mut local, None).await;
+    while !writers.iter().all(tokio::task::JoinHandle::is_finished) {
+        cursor = catch_up(&store.tasks, owner, &mut local, Some(cursor)).await;
+    }
+    for writer in writers {
+        writer.await.expect("a writer finished without a failure");
+    }
+    catch_up(&store.tasks, owner, &mut local, Some(cursor)).await;
+
+    let stored = store.list(owner, &TaskQuery::default()).await.tasks;
+    assert_eq!(local.len(), stored.len());
+    for task in stored {
+        assert_eq!(local.get(&task.id), Some(&task));
+    }
+    // A fresh full read agrees too.
+    let mut fresh = std::collections::HashMap::new();
+    catch_up(&store.tasks, owner, &mut fresh, None).await;
+    assert_eq!(fresh, local);
 }

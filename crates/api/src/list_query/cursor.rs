@@ -23,7 +23,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use time::OffsetDateTime;
 use todo_domain::{
-    Priority, SortField, SortKey, TaskId, TaskPosition, TaskTitle, Timestamp, UserId,
+    FeedPosition, Priority, SortField, SortKey, TaskId, TaskPosition, TaskTitle, Timestamp, UserId,
 };
 use uuid::Uuid;
 
@@ -36,6 +36,11 @@ const TAG_BYTES: usize = 16;
 /// No cursor we write is longer (a 500-character title of 4-byte
 /// characters is the longest key); longer input is refused unread.
 const MAX_CURSOR_CHARS: usize = 4096;
+/// The first byte of a changes-feed cursor: no list cursor starts with it,
+/// so neither kind of cursor opens as the other.
+const FEED_VERSION: u8 = 0x46;
+/// What a feed cursor's tag covers besides its payload and its caller.
+const FEED_BINDING: &[u8] = b"GET /api/tasks/changes";
 /// Separates this key from every other use of `JWT_SECRET`.
 const KEY_LABEL: &[u8] = b"todo-api list cursor key v1";
 
@@ -110,6 +115,64 @@ impl CursorKeys {
         // Only our own payloads carry a good tag; reading them is still
         // done with care, so a bug elsewhere cannot turn into a panic.
         read_payload(body, field).ok_or(ApiError::InvalidCursor)
+    }
+}
+
+impl CursorKeys {
+    /// The cursor of the changes feed at `position`, for `caller`:
+    ///
+    /// ```text
+    /// 0x46 | tasks_after (8) | deletes_after (8) | tag (16)
+    /// ```
+    ///
+    /// sealed with the same key and tag as list cursors, bound to the
+    /// caller and to the feed.
+    #[must_use]
+    pub fn seal_feed(&self, position: FeedPosition, caller: UserId) -> String {
+        let mut bytes = Vec::with_capacity(1 + 8 + 8 + TAG_BYTES);
+        bytes.push(FEED_VERSION);
+        bytes.extend_from_slice(&position.tasks_after.to_be_bytes());
+        bytes.extend_from_slice(&position.deletes_after.to_be_bytes());
+        let tag = self
+            .tagged(&bytes, caller, FEED_BINDING)
+            .finalize()
+            .into_bytes();
+        bytes.extend_from_slice(&tag[..TAG_BYTES]);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The feed position a cursor names, if this service sealed it for
+    /// this caller's feed.
+    ///
+    /// # Errors
+    /// `InvalidCursor` for anything else.
+    pub fn open_feed(&self, raw: &str, caller: UserId) -> Result<FeedPosition, ApiError> {
+        if raw.is_empty() || raw.len() > MAX_CURSOR_CHARS {
+            return Err(ApiError::InvalidCursor);
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| ApiError::InvalidCursor)?;
+        let Some(split) = bytes.len().checked_sub(TAG_BYTES) else {
+            return Err(ApiError::InvalidCursor);
+        };
+        let (body, tag) = bytes.split_at(split);
+        self.tagged(body, caller, FEED_BINDING)
+            .verify_truncated_left(tag)
+            .map_err(|_| ApiError::InvalidCursor)?;
+        let mut reader = Reader(body);
+        let read = (|| {
+            if reader.byte()? != FEED_VERSION {
+                return None;
+            }
+            let tasks_after = u64::from_be_bytes(reader.take(8)?.try_into().ok()?);
+            let deletes_after = u64::from_be_bytes(reader.take(8)?.try_into().ok()?);
+            reader.0.is_empty().then_some(FeedPosition {
+                tasks_after,
+                deletes_after,
+            })
+        })();
+        read.ok_or(ApiError::InvalidCursor)
     }
 }
 
@@ -279,6 +342,38 @@ mod tests {
         ];
         for outcome in refused {
             assert!(matches!(outcome, Err(ApiError::InvalidCursor)));
+        }
+    }
+
+    #[test]
+    fn a_feed_cursor_opens_only_for_its_caller_and_only_as_a_feed_cursor() {
+        let keys = keys("a secret of at least thirty-two bytes");
+        let caller = UserId::generate();
+        let position = FeedPosition {
+            tasks_after: 7,
+            deletes_after: 1 << 40,
+        };
+        let cursor = keys.seal_feed(position, caller);
+        assert_eq!(keys.open_feed(&cursor, caller).unwrap(), position);
+        assert!(matches!(
+            keys.open_feed(&cursor, UserId::generate()),
+            Err(ApiError::InvalidCursor)
+        ));
+        // A list cursor is no feed cursor, and the other way round.
+        let list = keys.seal(&positions()[0], caller, FEED_BINDING);
+        assert!(matches!(
+            keys.open_feed(&list, caller),
+            Err(ApiError::InvalidCursor)
+        ));
+        assert!(matches!(
+            keys.open(&cursor, caller, FEED_BINDING, SortField::CreatedAt),
+            Err(ApiError::InvalidCursor)
+        ));
+        for raw in ["", "!!!", "AAAA", &cursor[1..], "é"] {
+            assert!(matches!(
+                keys.open_feed(raw, caller),
+                Err(ApiError::InvalidCursor)
+            ));
         }
     }
 

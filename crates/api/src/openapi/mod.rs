@@ -15,18 +15,18 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto::{
-    AuthResponse, CompletionRequest, CredentialsRequest, DeletedResponse, StatusResponse,
-    TaskPatchRequest, TaskRequest, TaskResponse, UserResponse,
+    AuthResponse, ChangeResponse, ChangesResponse, CompletionRequest, CredentialsRequest,
+    DeletedResponse, StatusResponse, TaskPatchRequest, TaskRequest, TaskResponse, UserResponse,
 };
 use crate::error::FieldError;
 use crate::routes::{auth, health, tasks};
 use responses::{
-    CreateConflict, EmailTaken, Forbidden, InternalError, InvalidClearQuery, InvalidCredentials,
-    InvalidIdempotencyKey, InvalidListQuery, InvalidNewTask, InvalidSignUp, InvalidTask,
-    InvalidTaskId, KeyInUse, MalformedBody, MalformedBodyOrTaskId, MalformedCreate,
-    MalformedRetryOrTaskId, NotReady, PayloadTooLarge, PreconditionFailed, RateLimited,
-    RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailableOrBusy, SignInRateLimited,
-    TaskNotFound, Unauthenticated, UnsupportedMediaType, UnsupportedPatchType,
+    CreateConflict, CursorExpired, EmailTaken, Forbidden, InternalError, InvalidChangesQuery,
+    InvalidClearQuery, InvalidCredentials, InvalidIdempotencyKey, InvalidListQuery, InvalidNewTask,
+    InvalidSignUp, InvalidTask, InvalidTaskId, KeyInUse, MalformedBody, MalformedBodyOrTaskId,
+    MalformedCreate, MalformedRetryOrTaskId, NotReady, PayloadTooLarge, PreconditionFailed,
+    RateLimited, RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailableOrBusy,
+    SignInRateLimited, TaskNotFound, Unauthenticated, UnsupportedMediaType, UnsupportedPatchType,
 };
 
 /// The name of the bearer scheme that protected operations refer to.
@@ -63,6 +63,7 @@ ASCII characters), else a fresh UUID; quote it when reporting a problem.
         auth::sign_in,
         auth::me,
         tasks::list_tasks,
+        tasks::task_changes,
         tasks::create_task,
         tasks::delete_completed_tasks,
         tasks::get_task,
@@ -76,6 +77,8 @@ ASCII characters), else a fresh UUID; quote it when reporting a problem.
     components(
         schemas(
             AuthResponse,
+            ChangeResponse,
+            ChangesResponse,
             CompletionRequest,
             CredentialsRequest,
             DeletedResponse,
@@ -88,9 +91,11 @@ ASCII characters), else a fresh UUID; quote it when reporting a problem.
         ),
         responses(
             CreateConflict,
+            CursorExpired,
             EmailTaken,
             Forbidden,
             InternalError,
+            InvalidChangesQuery,
             InvalidClearQuery,
             InvalidCredentials,
             InvalidIdempotencyKey,
@@ -295,7 +300,7 @@ mod tests {
                 assert!(operation["responses"]["500"].is_object(), "{method} {path}");
             }
         }
-        assert_eq!(protected, 9);
+        assert_eq!(protected, 10);
     }
 
     /// Every (method, path, operation) of the document.

@@ -124,6 +124,25 @@ impl IntoParams for ClearCompletedParams {
     }
 }
 
+/// The query of `GET /api/tasks/changes`.
+pub struct ChangesParams;
+
+impl IntoParams for ChangesParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            parameter(
+                "since",
+                ParameterIn::Query,
+                false,
+                schemas::since_parameter(),
+                "The `cursor` of an earlier answer: only what changed after it. Without it, \
+                 every current task as an `upsert`.",
+            )
+            .build(),
+        ]
+    }
+}
+
 /// `If-Match` on the writes of one task.
 pub struct IfMatchParam;
 

@@ -120,6 +120,19 @@ error_responses! {
         ApiError::InvalidQuery { detail: "Query parameter `limit` must be a whole number from 1 to 100".into() },
         ApiError::InvalidCursor,
     ];
+    /// 400 of the changes feed.
+    InvalidChangesQuery: "A query parameter other than `since`, or `since` given twice; \
+        `detail` names it, never its value (`invalid_query`). Or `since` is not a cursor this \
+        service wrote for this caller's feed (`invalid_cursor`)." => [
+        ApiError::InvalidQuery { detail: "Unknown query parameter `limit`".into() },
+        ApiError::InvalidCursor,
+    ];
+    /// 410 of the changes feed.
+    CursorExpired: "`since` is older than the kept history: a deletion after it has been \
+        forgotten (deletions are kept `CHANGES_RETENTION_DAYS`, 30 by default). Read the feed \
+        again without `since` and replace what the client holds (`cursor_expired`)." => [
+        ApiError::Domain(DomainError::CursorExpired),
+    ];
     /// 400 of clearing completed tasks.
     InvalidClearQuery: "The query is not exactly `completed=true`; nothing was deleted." => [
         ApiError::InvalidQuery { detail: "Query parameter `completed` is required: DELETE /api/tasks clears completed tasks only with `completed=true`".into() },

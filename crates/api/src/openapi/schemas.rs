@@ -321,6 +321,19 @@ pub fn cursor_parameter() -> Schema {
         .into()
 }
 
+/// `since` of the changes feed.
+#[must_use]
+pub fn since_parameter() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "Opaque: the `cursor` of an earlier answer of this caller's feed; any other value is \
+             400 `invalid_cursor`, one older than the kept history 410 `cursor_expired`.",
+        ))
+        .pattern(Some("^[A-Za-z0-9_-]+$"))
+        .into()
+}
+
 /// `completed` of `DELETE /api/tasks`: only `true`.
 #[must_use]
 pub fn clear_completed_parameter() -> Schema {

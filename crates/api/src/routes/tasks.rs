@@ -7,18 +7,22 @@ use todo_domain::{DomainError, Outcome, TaskId, TaskService};
 use crate::auth::AuthenticatedUser;
 use crate::body::{JsonBody, JsonBodyWithBytes, MergePatchBody, OptionalJsonBodyWithBytes};
 use crate::conditional::{IfNoneMatch, entity_tag, if_match};
-use crate::dto::{CompletionRequest, DeletedResponse, TaskPatchRequest, TaskRequest, TaskResponse};
+use crate::dto::{
+    ChangeResponse, ChangesResponse, CompletionRequest, DeletedResponse, TaskPatchRequest,
+    TaskRequest, TaskResponse,
+};
 use crate::error::ApiError;
-use crate::list_query::{CursorKeys, ListQuery, parse_clear_completed};
+use crate::list_query::{CursorKeys, ListQuery, parse_changes, parse_clear_completed};
 use crate::openapi::params::{
-    ClearCompletedParams, IdempotencyKeyParam, IfMatchParam, IfNoneMatchParam, ListTasksParams,
+    ChangesParams, ClearCompletedParams, IdempotencyKeyParam, IfMatchParam, IfNoneMatchParam,
+    ListTasksParams,
 };
 use crate::openapi::responses::{
-    CreateConflict, Forbidden, InvalidClearQuery, InvalidIdempotencyKey, InvalidListQuery,
-    InvalidNewTask, InvalidTask, InvalidTaskId, KeyInUse, MalformedBodyOrTaskId, MalformedCreate,
-    MalformedRetryOrTaskId, PayloadTooLarge, PreconditionFailed, RequestTimeout,
-    ServiceOrAuthUnavailable, TaskNotFound, Unauthenticated, UnsupportedMediaType,
-    UnsupportedPatchType,
+    CreateConflict, CursorExpired, Forbidden, InvalidChangesQuery, InvalidClearQuery,
+    InvalidIdempotencyKey, InvalidListQuery, InvalidNewTask, InvalidTask, InvalidTaskId, KeyInUse,
+    MalformedBodyOrTaskId, MalformedCreate, MalformedRetryOrTaskId, PayloadTooLarge,
+    PreconditionFailed, RequestTimeout, ServiceOrAuthUnavailable, TaskNotFound, Unauthenticated,
+    UnsupportedMediaType, UnsupportedPatchType,
 };
 use crate::retry::{TaskAnswer, idempotency_key, idempotent_request, respond};
 
@@ -101,6 +105,38 @@ pub async fn list_tasks(
 /// About the size of one task in a list answer with a short title and no
 /// description; longer ones grow the buffer as usual.
 const TYPICAL_TASK_JSON_BYTES: usize = 288;
+
+/// Read what changed
+///
+/// The caller's changes after `since`, in the order they happened: a task
+/// created or changed is an `upsert` with its latest state, a deleted one a
+/// `delete` with its id; each task at most once, at the position of its
+/// latest change. Without `since`, every current task as an `upsert`. At
+/// most 500 changes a page; `has_more` says more follow at once. Either
+/// way, send `cursor` back as `since` to read what changed after.
+#[utoipa::path(
+    get, path = "/api/tasks/changes", tag = "tasks", security(("bearer" = [])),
+    params(ChangesParams),
+    responses(
+        (status = 200, description = "What changed after `since`, and where to read on.",
+            body = ChangesResponse),
+        InvalidChangesQuery, Unauthenticated, CursorExpired, ServiceOrAuthUnavailable,
+    ),
+)]
+pub async fn task_changes(
+    request: HttpRequest,
+    caller: AuthenticatedUser,
+    tasks: web::Data<TaskService>,
+    cursors: web::Data<CursorKeys>,
+) -> Result<HttpResponse, ApiError> {
+    let since = parse_changes(request.query_string(), &cursors, caller.user_id)?;
+    let page = tasks.changes(caller.user_id, since).await?;
+    Ok(HttpResponse::Ok().json(ChangesResponse {
+        cursor: cursors.seal_feed(page.next, caller.user_id),
+        has_more: page.has_more,
+        changes: page.changes.into_iter().map(ChangeResponse::from).collect(),
+    }))
+}
 
 /// Clear completed tasks
 ///

@@ -49,6 +49,7 @@ async fn the_document_describes_every_route_of_the_contract() {
         "GET /api/tasks",
         "POST /api/tasks",
         "DELETE /api/tasks",
+        "GET /api/tasks/changes",
         "GET /api/tasks/{id}",
         "PUT /api/tasks/{id}",
         "PATCH /api/tasks/{id}",
@@ -59,7 +60,7 @@ async fn the_document_describes_every_route_of_the_contract() {
     ] {
         assert!(described.contains(&route.to_owned()), "{route} missing");
     }
-    assert_eq!(described.len(), 13, "{described:?}");
+    assert_eq!(described.len(), 14, "{described:?}");
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod server_process;
 
 mod abuse;
 mod auth;
+mod changes;
 mod concurrency;
 mod conditional_requests;
 mod cross_user;

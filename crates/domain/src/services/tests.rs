@@ -26,6 +26,7 @@ use crate::{
     UserId,
 };
 
+mod changes;
 mod sign_in_limit;
 
 // ---------------------------------------------------------------- helpers

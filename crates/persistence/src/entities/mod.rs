@@ -4,8 +4,11 @@
 
 pub(crate) mod idempotency_keys;
 pub(crate) mod sign_in_failures;
+pub(crate) mod task_changes;
 pub(crate) mod task_labels;
+pub(crate) mod task_tombstones;
 pub(crate) mod tasks;
+pub(crate) mod user_change_heads;
 pub(crate) mod user_identities;
 pub(crate) mod user_task_counts;
 pub(crate) mod users;
