@@ -19,14 +19,15 @@ use crate::dto::{
     DeletedResponse, StatusResponse, TaskPatchRequest, TaskRequest, TaskResponse, UserResponse,
 };
 use crate::error::FieldError;
-use crate::routes::{auth, health, tasks};
+use crate::routes::{auth, events, health, tasks};
 use responses::{
     CreateConflict, CursorExpired, EmailTaken, Forbidden, InternalError, InvalidChangesQuery,
     InvalidClearQuery, InvalidCredentials, InvalidIdempotencyKey, InvalidListQuery, InvalidNewTask,
     InvalidSignUp, InvalidTask, InvalidTaskId, KeyInUse, MalformedBody, MalformedBodyOrTaskId,
     MalformedCreate, MalformedRetryOrTaskId, NotReady, PayloadTooLarge, PreconditionFailed,
     RateLimited, RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailableOrBusy,
-    SignInRateLimited, TaskNotFound, Unauthenticated, UnsupportedMediaType, UnsupportedPatchType,
+    SignInRateLimited, TaskNotFound, TooManyStreams, Unauthenticated, UnsupportedMediaType,
+    UnsupportedPatchType,
 };
 
 /// The name of the bearer scheme that protected operations refer to.
@@ -64,6 +65,7 @@ ASCII characters), else a fresh UUID; quote it when reporting a problem.
         auth::me,
         tasks::list_tasks,
         tasks::task_changes,
+        events::task_events,
         tasks::create_task,
         tasks::delete_completed_tasks,
         tasks::get_task,
@@ -105,6 +107,7 @@ ASCII characters), else a fresh UUID; quote it when reporting a problem.
             InvalidTask,
             InvalidTaskId,
             KeyInUse,
+            TooManyStreams,
             MalformedBody,
             MalformedBodyOrTaskId,
             MalformedCreate,
