@@ -9,9 +9,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::watch;
 use todo_domain::UserId;
 use todo_domain::ports::ChangeNotifier;
+use tokio::sync::watch;
 
 /// The most streams one user may have open on one instance (contract
 /// section 7): each holds a connection and wakes on every write, so a

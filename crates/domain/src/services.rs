@@ -5,7 +5,8 @@ mod identity;
 pub use identity::IdentityService;
 
 use crate::ports::{
-    ChangeNotifier, IdempotencyStore, NoNotifier, PasswordHasher, SignInFailureRepository, TaskRepository, UserRepository,
+    ChangeNotifier, IdempotencyStore, NoNotifier, PasswordHasher, SignInFailureRepository,
+    TaskRepository, UserRepository,
 };
 use crate::{
     CHANGES_PAGE_MAX, ChangePage, ClaimOutcome, Clock, CompletionChange,
