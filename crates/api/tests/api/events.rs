@@ -415,3 +415,50 @@ async fn sigterm_with_an_open_stream_exits_long_before_the_shutdown_timeout() {
     let ended = tokio::time::timeout(Duration::from_secs(1), stream.ended).await;
     assert!(ended.is_ok(), "the stream did not end");
 }
+
+#[tokio::test]
+async fn only_get_is_served_and_events_is_no_task_id() {
+    let app = spawn_app().await;
+    let user = TestUser::signed_up(&app).await;
+    for method in [
+        reqwest::Method::HEAD,
+        reqwest::Method::POST,
+        reqwest::Method::DELETE,
+    ] {
+        let response = reqwest::Client::new()
+            .request(method.clone(), app.url("/api/tasks/events"))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method}"
+        );
+        assert_eq!(response.headers()["allow"], "GET", "{method}");
+    }
+    // A CORS pre-flight may ask for Last-Event-ID (contract 6.4).
+    let app = spawn_app_with(
+        TestDatabase::preferred().await,
+        &[("CORS_ALLOWED_ORIGINS", "http://front.example")],
+    )
+    .await;
+    let response = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, app.url("/api/tasks/events"))
+        .header("Origin", "http://front.example")
+        .header("Access-Control-Request-Method", "GET")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization, last-event-id",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let allowed = response.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("last-event-id"), "{allowed}");
+}
