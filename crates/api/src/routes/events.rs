@@ -109,7 +109,13 @@ fn requested_position(
     user: UserId,
 ) -> Result<Option<FeedPosition>, ApiError> {
     let from_query = parse_changes(request.query_string(), cursors, user);
-    let Some(header) = request.headers().get(&LAST_EVENT_ID) else {
+    // An empty id is how the event-stream format says "no last event", so
+    // an empty header counts as none.
+    let Some(header) = request
+        .headers()
+        .get(&LAST_EVENT_ID)
+        .filter(|value| !value.as_bytes().trim_ascii().is_empty())
+    else {
         return from_query;
     };
     match from_query {

@@ -261,6 +261,11 @@ async fn since_replays_and_the_header_wins_over_it() {
     both.assert_quiet(Duration::from_millis(500)).await;
     both.close();
 
+    // An empty header is no last event: the stream starts live.
+    let mut empty = open(&app.address, &user.token, "", Some("")).await;
+    empty.assert_quiet(Duration::from_millis(300)).await;
+    empty.close();
+
     // Even a broken `since` gives way to a good header.
     let header_only = open(
         &app.address,
