@@ -129,6 +129,35 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tasks/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow changes live
+         * @description A `text/event-stream` of the caller's changes. Each event is one change
+         *     of the feed (`GET /api/tasks/changes`): `event:` is `upsert` or
+         *     `delete`, `data:` the change object as the feed gives it, and `id:` a
+         *     feed cursor standing just after that change. With `Last-Event-ID` (or
+         *     `since`; the header wins) the stream first replays what changed after
+         *     that cursor, then goes live; without either, it carries every change
+         *     made after its headers were sent. A comment line comes at least every
+         *     15 seconds. The stream ends when the token expires or the server stops;
+         *     reconnect with the last `id` to miss nothing. At most 5 streams per
+         *     user on one instance.
+         */
+        get: operations["task_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tasks/{id}": {
         parameters: {
             query?: never;
@@ -954,6 +983,23 @@ export interface components {
                 };
             };
         };
+        /** @description The caller already has 5 event streams open on this instance (`too_many_streams`). Close one and connect again. */
+        TooManyStreams: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /**
+                     * @description Stable; for programs to branch on.
+                     * @enum {string}
+                     */
+                    code: "too_many_streams";
+                    /** @description For people; may change between versions. */
+                    detail: string;
+                };
+            };
+        };
         /** @description No `Authorization: Bearer` header (`not_authenticated`), or a token that is malformed, forged, expired, of another issuer, or of a user that no longer exists (`invalid_token`). Carries `WWW-Authenticate: Bearer`. */
         Unauthenticated: {
             headers: {
@@ -1247,6 +1293,38 @@ export interface operations {
             400: components["responses"]["InvalidChangesQuery"];
             401: components["responses"]["Unauthenticated"];
             410: components["responses"]["CursorExpired"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceOrAuthUnavailable"];
+        };
+    };
+    task_events: {
+        parameters: {
+            query?: {
+                /** @description A feed cursor (an event's `id`, or the feed's `cursor`): first replay what changed after it, then go live. `Last-Event-ID` wins over it. */
+                since?: string;
+            };
+            header?: {
+                /** @description The `id` of the last event received: replay what changed after it, then go live. */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stream: events `upsert` and `delete`, each with a cursor as `id:` and a change of the feed as JSON `data:`, and comment lines. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["InvalidChangesQuery"];
+            401: components["responses"]["Unauthenticated"];
+            410: components["responses"]["CursorExpired"];
+            429: components["responses"]["TooManyStreams"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceOrAuthUnavailable"];
         };

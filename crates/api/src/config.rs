@@ -95,6 +95,11 @@ pub struct Settings {
     /// (`CHANGES_RETENTION_DAYS`, default 30, at least 1); a feed cursor
     /// older than that is 410 `cursor_expired`.
     pub changes_retention_days: u32,
+    /// How often an open event stream carries a comment when nothing else
+    /// was sent (`STREAM_HEARTBEAT_SECONDS`, default 15, at least 1): the
+    /// contract's "at least every 15 seconds", and what keeps proxies from
+    /// closing a quiet stream.
+    pub stream_heartbeat: Duration,
 }
 
 /// Limits that protect the service from abusive or broken clients, and the
@@ -241,6 +246,20 @@ impl Settings {
                 30,
                 "must be a whole number of days, at least 1",
             )?,
+            stream_heartbeat: match parse_or(
+                get("STREAM_HEARTBEAT_SECONDS"),
+                "STREAM_HEARTBEAT_SECONDS",
+                15,
+                "must be a whole number of seconds, at least 1",
+            )? {
+                0 => {
+                    return Err(ConfigError::Invalid {
+                        name: "STREAM_HEARTBEAT_SECONDS",
+                        reason: "must be at least 1",
+                    });
+                }
+                seconds => Duration::from_secs(seconds),
+            },
         })
         .and_then(Self::checked)
     }

@@ -112,7 +112,20 @@ async fn watch(
 
 /// Marks a request as in progress for its connection's watch until the
 /// handler's future completes or is dropped.
-struct InProgress(Arc<Activity>);
+pub struct InProgress(Arc<Activity>);
+
+impl InProgress {
+    /// Marks `request` as in progress for as long as the returned value
+    /// lives: for a response whose body outlives its handler (the live
+    /// event stream), which the watch must not take for an idle
+    /// connection. `None` on an unwatched connection.
+    #[must_use]
+    pub fn hold(request: &actix_web::HttpRequest) -> Option<Self> {
+        request
+            .conn_data::<ConnectionWatch>()
+            .map(|watch| Self::begin(Arc::clone(&watch.activity)))
+    }
+}
 
 impl InProgress {
     fn begin(activity: Arc<Activity>) -> Self {

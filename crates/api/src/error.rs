@@ -100,6 +100,10 @@ pub enum ApiError {
     /// An `Idempotency-Key` header that breaks the key's rules.
     #[error("invalid idempotency key")]
     InvalidIdempotencyKey,
+    /// The caller already has as many event streams open on this instance
+    /// as one user may.
+    #[error("too many streams")]
+    TooManyStreams,
 }
 
 impl ApiError {
@@ -292,6 +296,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 "invalid_idempotency_key",
                 "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+            ),
+            Self::TooManyStreams => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                "At most 5 event streams may be open at once; close one first".into(),
             ),
         };
         (status, code, detail)

@@ -12,6 +12,7 @@ pub mod config;
 pub mod connection_watch;
 pub mod dto;
 pub mod error;
+pub mod events;
 pub mod list_query;
 pub mod metrics;
 pub mod openapi;

@@ -25,13 +25,15 @@ use crate::body::BodyReadTimeout;
 use crate::config::Settings;
 use crate::connection_watch::{track_requests, watch_connections};
 use crate::error::json_error_bodies;
+use crate::events::StreamHub;
 use crate::list_query::CursorKeys;
 use crate::metrics::{Metrics, MetricsError, bound_method};
 use crate::password::{Argon2PasswordHasher, HashingLimits};
 use crate::rate_limit::{AuthRateLimiter, limit_auth_attempts};
 use crate::retry::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+use crate::routes::events::StreamHeartbeat;
 use crate::routes::tasks::X_TOTAL_COUNT;
-use crate::routes::{auth, docs, fallback, health, metrics, tasks};
+use crate::routes::{auth, docs, events, fallback, health, metrics, tasks};
 use crate::security_headers::security_headers;
 use crate::telemetry::{REQUEST_ID_HEADER, RequestSpan, echo_request_id};
 
@@ -78,6 +80,8 @@ struct AppState {
     body_read_timeout: BodyReadTimeout,
     metrics: web::Data<Metrics>,
     metrics_enabled: bool,
+    streams: web::Data<StreamHub>,
+    stream_heartbeat: web::Data<StreamHeartbeat>,
 }
 
 /// A bound, not yet running server.
@@ -86,6 +90,7 @@ pub struct Application {
     server: Server,
     tasks: web::Data<TaskService>,
     changes_retention: Duration,
+    streams: StreamHub,
 }
 
 impl Application {
@@ -119,14 +124,20 @@ impl Application {
             clock.clone(),
         ));
         spawn_sign_in_failure_clean_up(&accounts, settings.sign_in_limit.window);
-        let tasks = web::Data::new(TaskService::new(
-            Arc::new(SeaTaskRepository::new(db.clone())),
-            Arc::new(SeaIdempotencyStore::new(db.clone())),
-            clock,
-            TaskLimits {
-                max_tasks_per_user: settings.max_tasks_per_user,
-            },
-        ));
+        // Every committed write wakes the writer's live streams on this
+        // instance, which then read the feed.
+        let streams = StreamHub::new();
+        let tasks = web::Data::new(
+            TaskService::new(
+                Arc::new(SeaTaskRepository::new(db.clone())),
+                Arc::new(SeaIdempotencyStore::new(db.clone())),
+                clock,
+                TaskLimits {
+                    max_tasks_per_user: settings.max_tasks_per_user,
+                },
+            )
+            .with_notifier(Arc::new(streams.clone())),
+        );
         let keys = Arc::new(TokenKeys::new(
             &settings.jwt_secret,
             settings.jwt_issuer.clone(),
@@ -159,6 +170,8 @@ impl Application {
             body_read_timeout: BodyReadTimeout(settings.hardening.request_body_timeout),
             metrics: web::Data::new(metrics),
             metrics_enabled: settings.metrics_enabled,
+            streams: web::Data::new(streams.clone()),
+            stream_heartbeat: web::Data::new(StreamHeartbeat(settings.stream_heartbeat)),
         };
 
         let address = format!("{}:{}", settings.host, settings.port);
@@ -200,6 +213,8 @@ impl Application {
                 .app_data(state.auth_rate_limiter.clone())
                 .app_data(state.body_read_timeout)
                 .app_data(state.metrics.clone())
+                .app_data(state.streams.clone())
+                .app_data(state.stream_heartbeat.clone())
                 .configure(routes)
                 .configure(docs::routes)
                 .configure(|config| {
@@ -235,6 +250,7 @@ impl Application {
             server,
             tasks,
             changes_retention: settings.changes_retention(),
+            streams,
         })
     }
 
@@ -250,12 +266,21 @@ impl Application {
         self.server.handle()
     }
 
+    /// Ends every open event stream, as a stopping server does: for a
+    /// caller that stops the server through [`Self::handle`].
+    pub fn end_streams(&self) {
+        self.streams.stop();
+    }
+
     /// Serves until stopped; SIGTERM and SIGINT drain in-flight requests
-    /// first (actix's own signal handling).
+    /// first (actix's own signal handling) and end the live event streams
+    /// at once, which would otherwise hold the drain for the whole
+    /// shutdown timeout.
     ///
     /// # Errors
     /// An I/O error from the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let streams = tokio::spawn(end_streams_on_signal(self.streams.clone()));
         let purge = tokio::spawn(purge_expired_keys(self.tasks.clone(), KEY_PURGE_INTERVAL));
         let forget = tokio::spawn(forget_old_deletions(
             self.tasks,
@@ -265,8 +290,34 @@ impl Application {
         let outcome = self.server.await;
         purge.abort();
         forget.abort();
+        streams.abort();
         outcome
     }
+}
+
+/// Ends the live event streams when SIGTERM or SIGINT arrives. actix
+/// hears the same signal and begins its graceful stop; a stream never ends
+/// by itself, so without this each would hold that stop for the whole
+/// shutdown timeout. tokio hands a signal to every listener, so actix's
+/// own handling is untouched.
+async fn end_streams_on_signal(streams: StreamHub) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+            tracing::warn!("SIGTERM cannot be watched: event streams will hold a shutdown");
+            return;
+        };
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    streams.stop();
 }
 
 /// Deletes expired idempotency keys every `interval`, for as long as the
@@ -358,6 +409,14 @@ fn routes(config: &mut web::ServiceConfig) {
                 .default_service(web::to(fallback::method_not_allowed(
                     "GET, HEAD, POST, DELETE",
                 ))),
+        )
+        // Before `/api/tasks/{id}`, which would take `events` for an id.
+        // GET only: a HEAD would open a stream just to drop its body.
+        .service(
+            web::resource("/api/tasks/events")
+                .wrap(from_fn(require_user))
+                .route(web::get().to(events::task_events))
+                .default_service(web::to(fallback::method_not_allowed("GET"))),
         )
         // Before `/api/tasks/{id}`, which would take `changes` for an id.
         .service(

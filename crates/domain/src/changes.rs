@@ -92,6 +92,10 @@ pub struct ChangeSlice {
 pub struct ChangePage {
     /// The changes, oldest first, each task at most once.
     pub changes: Vec<Change>,
+    /// For each of `changes`, where a reader stands once it has applied
+    /// that change and those before it: the live stream gives each event
+    /// this as its id. The last one is `next`.
+    pub positions: Vec<FeedPosition>,
     /// Where the next read starts.
     pub next: FeedPosition,
     /// Whether more changes follow at once.
@@ -124,8 +128,23 @@ impl ChangePage {
                     .max(from.deletes_after),
             ),
         };
+        let changes = latest_only(changes);
+        let mut positions: Vec<FeedPosition> = changes
+            .iter()
+            .map(|change| FeedPosition {
+                tasks_after: change.position,
+                deletes_after: from.deletes_after.max(change.position),
+            })
+            .collect();
+        // The last change of the page may stand below `next` (the head, when
+        // the newest changes were deletions the walk did not need), and a
+        // reader that applied it has read the whole page.
+        if let Some(last) = positions.last_mut() {
+            *last = next;
+        }
         Self {
-            changes: latest_only(changes),
+            changes: changes.into_iter().map(|change| change.change).collect(),
+            positions,
             next,
             has_more,
         }
@@ -134,7 +153,7 @@ impl ChangePage {
 
 /// Each task once, at its latest change. Storage keeps one row per task,
 /// but a tombstone and a task could share an id; the later one wins.
-fn latest_only(changes: Vec<PositionedChange>) -> Vec<Change> {
+fn latest_only(changes: Vec<PositionedChange>) -> Vec<PositionedChange> {
     let mut latest = std::collections::HashMap::with_capacity(changes.len());
     for change in &changes {
         latest
@@ -145,6 +164,5 @@ fn latest_only(changes: Vec<PositionedChange>) -> Vec<Change> {
     changes
         .into_iter()
         .filter(|change| latest.get(&change.change.task_id()) == Some(&change.position))
-        .map(|change| change.change)
         .collect()
 }

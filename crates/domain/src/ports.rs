@@ -304,3 +304,23 @@ pub trait SignInFailureRepository: Send + Sync {
     /// `Unavailable` or `Unexpected`.
     async fn forget_expired(&self, now: Timestamp) -> Result<u64, DomainError>;
 }
+
+/// Told after every write to a user's tasks has committed, so whatever
+/// waits on that user's changes (the live event stream) reads the feed
+/// again. It carries no change: the feed is the one source of what
+/// changed and in which order, so a lost or doubled call costs at most a
+/// read. Plain and synchronous, so an in-process channel and a database
+/// `NOTIFY` can both stand behind it; it must not block.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait ChangeNotifier: Send + Sync {
+    /// `owner`'s tasks changed.
+    fn changed(&self, owner: UserId);
+}
+
+/// A notifier that tells no one: for a service nobody listens to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoNotifier;
+
+impl ChangeNotifier for NoNotifier {
+    fn changed(&self, _owner: UserId) {}
+}

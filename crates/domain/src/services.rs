@@ -5,7 +5,8 @@ mod identity;
 pub use identity::IdentityService;
 
 use crate::ports::{
-    IdempotencyStore, PasswordHasher, SignInFailureRepository, TaskRepository, UserRepository,
+    ChangeNotifier, IdempotencyStore, NoNotifier, PasswordHasher, SignInFailureRepository,
+    TaskRepository, UserRepository,
 };
 use crate::{
     CHANGES_PAGE_MAX, ChangePage, ClaimOutcome, Clock, CompletionChange,
@@ -47,6 +48,7 @@ pub struct TaskService {
     keys: Arc<dyn IdempotencyStore>,
     clock: Arc<dyn Clock>,
     limits: TaskLimits,
+    notifier: Arc<dyn ChangeNotifier>,
 }
 
 impl TaskService {
@@ -63,7 +65,37 @@ impl TaskService {
             keys,
             clock,
             limits,
+            notifier: Arc::new(NoNotifier),
         }
+    }
+
+    /// Tells `notifier` of every write that succeeded, after it
+    /// committed (the live event stream listens there).
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: Arc<dyn ChangeNotifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Passes a write's answer through, telling the notifier first when it
+    /// is a success: only then did something commit. A replayed answer did
+    /// nothing now, so it tells no one.
+    fn told<T>(&self, owner: UserId, outcome: Result<T, DomainError>) -> Result<T, DomainError> {
+        if outcome.is_ok() {
+            self.notifier.changed(owner);
+        }
+        outcome
+    }
+
+    fn told_outcome(
+        &self,
+        owner: UserId,
+        outcome: Result<Outcome<Task>, DomainError>,
+    ) -> Result<Outcome<Task>, DomainError> {
+        if let Ok(Outcome::Done(_)) = outcome {
+            self.notifier.changed(owner);
+        }
+        outcome
     }
 
     /// Creates a task owned by `owner`. `completed_at` of a task created
@@ -94,11 +126,13 @@ impl TaskService {
             version: TaskVersion::FIRST,
         };
         let max_tasks = self.limits.max_tasks_per_user;
-        self.retry_safely(owner, retry, |receipt| async move {
-            self.tasks.insert(&task, max_tasks, receipt).await?;
-            Ok(task)
-        })
-        .await
+        let outcome = self
+            .retry_safely(owner, retry, |receipt| async move {
+                self.tasks.insert(&task, max_tasks, receipt).await?;
+                Ok(task)
+            })
+            .await;
+        self.told_outcome(owner, outcome)
     }
 
     /// The caller's tasks that pass the query, in its order.
@@ -137,14 +171,15 @@ impl TaskService {
     ) -> Result<Task, DomainError> {
         let now = self.clock.now();
         let conditional = precondition.is_some();
-        match self
+        let outcome = match self
             .tasks
             .patch_owned(id, owner, &patch, precondition, now)
             .await?
         {
             Some(task) => Ok(task),
             None => Err(self.explain_conditional_miss(id, owner, conditional).await),
-        }
+        };
+        self.told(owner, outcome)
     }
 
     /// Flips or sets a task's completion.
@@ -163,17 +198,19 @@ impl TaskService {
     ) -> Result<Outcome<Task>, DomainError> {
         let now = self.clock.now();
         let conditional = precondition.is_some();
-        self.retry_safely(owner, retry, |receipt| async move {
-            match self
-                .tasks
-                .change_completion_owned(id, owner, change, precondition, now, receipt)
-                .await?
-            {
-                Some(task) => Ok(task),
-                None => Err(self.explain_conditional_miss(id, owner, conditional).await),
-            }
-        })
-        .await
+        let outcome = self
+            .retry_safely(owner, retry, |receipt| async move {
+                match self
+                    .tasks
+                    .change_completion_owned(id, owner, change, precondition, now, receipt)
+                    .await?
+                {
+                    Some(task) => Ok(task),
+                    None => Err(self.explain_conditional_miss(id, owner, conditional).await),
+                }
+            })
+            .await;
+        self.told_outcome(owner, outcome)
     }
 
     /// Deletes one of the caller's tasks.
@@ -188,11 +225,12 @@ impl TaskService {
         precondition: Option<Precondition>,
     ) -> Result<(), DomainError> {
         let conditional = precondition.is_some();
-        if self.tasks.delete_owned(id, owner, precondition).await? {
+        let outcome = if self.tasks.delete_owned(id, owner, precondition).await? {
             Ok(())
         } else {
             Err(self.explain_conditional_miss(id, owner, conditional).await)
-        }
+        };
+        self.told(owner, outcome)
     }
 
     /// Deletes every completed task of the caller; returns how many.
@@ -200,7 +238,8 @@ impl TaskService {
     /// # Errors
     /// `Unavailable` or `Unexpected` from storage.
     pub async fn delete_completed(&self, owner: UserId) -> Result<u64, DomainError> {
-        self.tasks.delete_completed(owner).await
+        let outcome = self.tasks.delete_completed(owner).await;
+        self.told(owner, outcome)
     }
 
     /// Forgets idempotency keys whose time ran out; returns how many.
@@ -236,6 +275,18 @@ impl TaskService {
             return Err(DomainError::CursorExpired);
         }
         Ok(ChangePage::assemble(from, slice, CHANGES_PAGE_MAX))
+    }
+
+    /// Where the caller's feed stands now: a reader starting here gets
+    /// every change made after this call, and none before.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected` from storage.
+    pub async fn feed_head(&self, owner: UserId) -> Result<FeedPosition, DomainError> {
+        // The head comes with any read of the feed; one row is the least
+        // a read can ask for.
+        let slice = self.tasks.changes_since(owner, None, 1).await?;
+        Ok(FeedPosition::at(slice.head))
     }
 
     /// Forgets deletions older than `retention`, so the feed's history

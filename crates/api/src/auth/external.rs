@@ -28,6 +28,8 @@ const ASYMMETRIC: [Algorithm; 4] = [
 struct Claims {
     sub: String,
     email: Option<String>,
+    /// Checked by the validation; kept so a live stream can end with it.
+    exp: i64,
 }
 
 /// Only the issuer, read before verification to pick the verifier.
@@ -43,6 +45,8 @@ pub struct VerifiedIdentity {
     pub identity: ExternalIdentity,
     /// The address in the token, normalised.
     pub email: Email,
+    /// Its `exp`, in Unix seconds.
+    pub expires_at: i64,
 }
 
 /// Why a token of the provider was not accepted.
@@ -134,6 +138,10 @@ impl ExternalTokens {
             .as_deref()
             .and_then(|raw| Email::parse(raw).ok())
             .ok_or(ExternalTokenError::Invalid)?;
-        Ok(VerifiedIdentity { identity, email })
+        Ok(VerifiedIdentity {
+            identity,
+            email,
+            expires_at: claims.exp,
+        })
     }
 }

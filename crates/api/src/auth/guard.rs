@@ -52,13 +52,18 @@ struct ExternalAuthentication {
 }
 
 impl ExternalAuthentication {
-    async fn authenticate(&self, token: &str) -> Result<UserId, ApiError> {
+    async fn authenticate(&self, token: &str) -> Result<AuthenticatedUser, ApiError> {
         let verified = self.tokens.verify(token).await?;
+        let expires_at = verified.expires_at;
+        let caller = |user_id| AuthenticatedUser {
+            user_id,
+            expires_at,
+        };
         let subject = verified.identity.subject().to_owned();
         if let Some((user_id, email)) = self.known_identities.get(&subject)
             && email == verified.email
         {
-            return Ok(user_id);
+            return Ok(caller(user_id));
         }
         match self
             .identities
@@ -67,7 +72,7 @@ impl ExternalAuthentication {
         {
             Ok(user) => {
                 self.known_identities.insert(subject, (user.id, user.email));
-                Ok(user.id)
+                Ok(caller(user.id))
             }
             // Deleted while being resolved; the next request provisions
             // the identity afresh.
@@ -124,7 +129,7 @@ impl Authenticator {
     /// token that fails verification or names a missing user;
     /// `AuthUnavailable` when an external token's key cannot be fetched; a
     /// storage error when the user lookup cannot be made.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<UserId, ApiError> {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<AuthenticatedUser, ApiError> {
         let token = bearer_token(headers)?;
         // The unverified `iss` picks the verifier, never the `alg` header:
         // a token naming the provider meets only the provider's keys, and
@@ -138,7 +143,10 @@ impl Authenticator {
         if let Some(seen) = self.verified_tokens.get(token)
             && seen.expires_at >= now
         {
-            return Ok(seen.user_id);
+            return Ok(AuthenticatedUser {
+                user_id: seen.user_id,
+                expires_at: seen.expires_at,
+            });
         }
         let verified = self
             .keys
@@ -153,7 +161,10 @@ impl Authenticator {
             }
         }
         self.verified_tokens.insert(token.to_owned(), verified);
-        Ok(user_id)
+        Ok(AuthenticatedUser {
+            user_id,
+            expires_at: verified.expires_at,
+        })
     }
 }
 
@@ -199,10 +210,8 @@ pub async fn require_user(
         ))),
     };
     match outcome {
-        Ok(user_id) => {
-            request
-                .extensions_mut()
-                .insert(AuthenticatedUser { user_id });
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
             next.call(request)
                 .await
                 .map(ServiceResponse::map_into_left_body)
@@ -219,6 +228,10 @@ pub async fn require_user(
 pub struct AuthenticatedUser {
     /// The caller's id, from the verified token only.
     pub user_id: UserId,
+    /// The token's `exp`, in Unix seconds: the caller is who they say until
+    /// the clock passes it. A request is over long before; a live event
+    /// stream ends then.
+    pub expires_at: i64,
 }
 
 impl FromRequest for AuthenticatedUser {

@@ -19,14 +19,15 @@ use crate::dto::{
     DeletedResponse, StatusResponse, TaskPatchRequest, TaskRequest, TaskResponse, UserResponse,
 };
 use crate::error::FieldError;
-use crate::routes::{auth, health, tasks};
+use crate::routes::{auth, events, health, tasks};
 use responses::{
     CreateConflict, CursorExpired, EmailTaken, Forbidden, InternalError, InvalidChangesQuery,
     InvalidClearQuery, InvalidCredentials, InvalidIdempotencyKey, InvalidListQuery, InvalidNewTask,
     InvalidSignUp, InvalidTask, InvalidTaskId, KeyInUse, MalformedBody, MalformedBodyOrTaskId,
     MalformedCreate, MalformedRetryOrTaskId, NotReady, PayloadTooLarge, PreconditionFailed,
     RateLimited, RequestTimeout, ServiceOrAuthUnavailable, ServiceUnavailableOrBusy,
-    SignInRateLimited, TaskNotFound, Unauthenticated, UnsupportedMediaType, UnsupportedPatchType,
+    SignInRateLimited, TaskNotFound, TooManyStreams, Unauthenticated, UnsupportedMediaType,
+    UnsupportedPatchType,
 };
 
 /// The name of the bearer scheme that protected operations refer to.
@@ -64,6 +65,7 @@ ASCII characters), else a fresh UUID; quote it when reporting a problem.
         auth::me,
         tasks::list_tasks,
         tasks::task_changes,
+        events::task_events,
         tasks::create_task,
         tasks::delete_completed_tasks,
         tasks::get_task,
@@ -105,6 +107,7 @@ ASCII characters), else a fresh UUID; quote it when reporting a problem.
             InvalidTask,
             InvalidTaskId,
             KeyInUse,
+            TooManyStreams,
             MalformedBody,
             MalformedBodyOrTaskId,
             MalformedCreate,
@@ -300,7 +303,7 @@ mod tests {
                 assert!(operation["responses"]["500"].is_object(), "{method} {path}");
             }
         }
-        assert_eq!(protected, 10);
+        assert_eq!(protected, 11);
     }
 
     /// Every (method, path, operation) of the document.
@@ -352,6 +355,16 @@ mod tests {
         for (method, path, operation) in operations(&document) {
             let limited = path == "/api/auth/signup" || path == "/api/auth/signin";
             let response = &operation["responses"]["429"];
+            // The event stream's 429 is a cap on open streams, not a rate:
+            // no `Retry-After`, since only closing one frees a slot.
+            if path == "/api/tasks/events" {
+                assert_eq!(
+                    codes_of(&document, response),
+                    serde_json::json!(["too_many_streams"]),
+                    "{method} {path}"
+                );
+                continue;
+            }
             if !limited {
                 assert!(response.is_null(), "{method} {path}");
                 continue;

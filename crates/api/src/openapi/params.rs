@@ -143,6 +143,34 @@ impl IntoParams for ChangesParams {
     }
 }
 
+/// The query and header of `GET /api/tasks/events`.
+pub struct EventsParams;
+
+impl IntoParams for EventsParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            parameter(
+                "since",
+                ParameterIn::Query,
+                false,
+                schemas::since_parameter(),
+                "A feed cursor (an event's `id`, or the feed's `cursor`): first replay what \
+                 changed after it, then go live. `Last-Event-ID` wins over it.",
+            )
+            .build(),
+            parameter(
+                "Last-Event-ID",
+                ParameterIn::Header,
+                false,
+                schemas::since_parameter(),
+                "The `id` of the last event received: replay what changed after it, then go \
+                 live.",
+            )
+            .build(),
+        ]
+    }
+}
+
 /// `If-Match` on the writes of one task.
 pub struct IfMatchParam;
 

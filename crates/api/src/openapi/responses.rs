@@ -133,6 +133,11 @@ error_responses! {
         again without `since` and replace what the client holds (`cursor_expired`)." => [
         ApiError::Domain(DomainError::CursorExpired),
     ];
+    /// 429 of the event stream.
+    TooManyStreams: "The caller already has 5 event streams open on this instance \
+        (`too_many_streams`). Close one and connect again." => [
+        ApiError::TooManyStreams,
+    ];
     /// 400 of clearing completed tasks.
     InvalidClearQuery: "The query is not exactly `completed=true`; nothing was deleted." => [
         ApiError::InvalidQuery { detail: "Query parameter `completed` is required: DELETE /api/tasks clears completed tasks only with `completed=true`".into() },

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod docs;
+pub mod events;
 pub mod fallback;
 pub mod health;
 pub mod metrics;

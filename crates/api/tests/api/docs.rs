@@ -50,6 +50,7 @@ async fn the_document_describes_every_route_of_the_contract() {
         "POST /api/tasks",
         "DELETE /api/tasks",
         "GET /api/tasks/changes",
+        "GET /api/tasks/events",
         "GET /api/tasks/{id}",
         "PUT /api/tasks/{id}",
         "PATCH /api/tasks/{id}",
@@ -60,7 +61,7 @@ async fn the_document_describes_every_route_of_the_contract() {
     ] {
         assert!(described.contains(&route.to_owned()), "{route} missing");
     }
-    assert_eq!(described.len(), 14, "{described:?}");
+    assert_eq!(described.len(), 15, "{described:?}");
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ mod concurrency;
 mod conditional_requests;
 mod cross_user;
 mod docs;
+mod events;
 mod external_auth;
 mod general;
 mod hashing;

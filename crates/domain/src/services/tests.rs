@@ -27,6 +27,7 @@ use crate::{
 };
 
 mod changes;
+mod notifier;
 mod sign_in_limit;
 
 // ---------------------------------------------------------------- helpers

@@ -209,3 +209,52 @@ async fn a_failed_batch_stops_the_round() {
         .unwrap_err();
     super::assert_storage_down(&error);
 }
+
+#[test]
+fn each_change_of_a_page_carries_where_a_reader_stands_after_it() {
+    let owner = UserId::generate();
+    let task = TaskId::generate();
+    let slice = ChangeSlice {
+        head: 10,
+        floor: 0,
+        changes: vec![upsert(3, owner), delete(5, task), upsert(7, owner)],
+    };
+    let page = crate::ChangePage::assemble(FeedPosition::at(2), slice, CHANGES_PAGE_MAX);
+    // The last one reads up to the head: the newest changes past 7 were
+    // nothing this page had to show.
+    assert_eq!(
+        page.positions,
+        vec![
+            FeedPosition::at(3),
+            FeedPosition::at(5),
+            FeedPosition::at(10)
+        ]
+    );
+    assert_eq!(page.next, FeedPosition::at(10));
+
+    // A full read (no position) keeps its deletions' start while walking.
+    let walk = FeedPosition {
+        tasks_after: 0,
+        deletes_after: 9,
+    };
+    let slice = ChangeSlice {
+        head: 9,
+        floor: 0,
+        changes: vec![upsert(4, owner), upsert(6, owner), upsert(8, owner)],
+    };
+    let page = crate::ChangePage::assemble(walk, slice, 2);
+    assert!(page.has_more);
+    assert_eq!(
+        page.positions,
+        vec![
+            FeedPosition {
+                tasks_after: 4,
+                deletes_after: 9
+            },
+            FeedPosition {
+                tasks_after: 6,
+                deletes_after: 9
+            },
+        ]
+    );
+}

@@ -1,0 +1,201 @@
+//! `GET /api/tasks/events`: the caller's changes, live, as server-sent
+//! events (contract section 7, specs/004-sync/spec.md).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::time::Duration;
+
+use actix_web::http::ConnectionType;
+use actix_web::http::header::HeaderName;
+use actix_web::{HttpRequest, HttpResponse, Responder, web};
+use actix_web_lab::sse;
+use futures_util::StreamExt;
+use todo_domain::{Change, ChangePage, FeedPosition, TaskService, UserId};
+
+use crate::auth::AuthenticatedUser;
+use crate::connection_watch::InProgress;
+use crate::dto::ChangeResponse;
+use crate::error::ApiError;
+use crate::events::{StreamHub, StreamSlot, Wake};
+use crate::list_query::{CursorKeys, parse_changes};
+use crate::openapi::params::EventsParams;
+use crate::openapi::responses::{
+    CursorExpired, InvalidChangesQuery, ServiceOrAuthUnavailable, TooManyStreams, Unauthenticated,
+};
+
+/// The header a reconnecting client names its last event with.
+pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// How often an open stream carries a comment at the least.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamHeartbeat(pub Duration);
+
+/// Follow changes live
+///
+/// A `text/event-stream` of the caller's changes. Each event is one change
+/// of the feed (`GET /api/tasks/changes`): `event:` is `upsert` or
+/// `delete`, `data:` the change object as the feed gives it, and `id:` a
+/// feed cursor standing just after that change. With `Last-Event-ID` (or
+/// `since`; the header wins) the stream first replays what changed after
+/// that cursor, then goes live; without either, it carries every change
+/// made after its headers were sent. A comment line comes at least every
+/// 15 seconds. The stream ends when the token expires or the server stops;
+/// reconnect with the last `id` to miss nothing. At most 5 streams per
+/// user on one instance.
+#[utoipa::path(
+    get, path = "/api/tasks/events", tag = "tasks", security(("bearer" = [])),
+    params(EventsParams),
+    responses(
+        (status = 200, description = "The stream: events `upsert` and `delete`, each with a \
+            cursor as `id:` and a change of the feed as JSON `data:`, and comment lines.",
+            content_type = "text/event-stream", body = String),
+        InvalidChangesQuery, Unauthenticated, CursorExpired, TooManyStreams,
+        ServiceOrAuthUnavailable,
+    ),
+)]
+pub async fn task_events(
+    request: HttpRequest,
+    caller: AuthenticatedUser,
+    tasks: web::Data<TaskService>,
+    cursors: web::Data<CursorKeys>,
+    hub: web::Data<StreamHub>,
+    heartbeat: web::Data<StreamHeartbeat>,
+) -> Result<HttpResponse, ApiError> {
+    let user = caller.user_id;
+    let since = requested_position(&request, &cursors, user)?;
+    let slot = hub.open(user).ok_or(ApiError::TooManyStreams)?;
+    // The first read happens here, before the headers, so a bad or expired
+    // cursor is an error answer rather than a stream that ends at once.
+    // The slot was taken first: a write that commits after this read rings
+    // its bell.
+    let mut reader = Reader {
+        tasks: tasks.clone(),
+        cursors: cursors.clone(),
+        user,
+        position: FeedPosition::at(0),
+        pending: VecDeque::new(),
+        read_more: false,
+        slot,
+        expiry: Box::pin(tokio::time::sleep(until_expiry(caller.expires_at))),
+        _in_progress: InProgress::hold(&request),
+    };
+    match since {
+        Some(since) => {
+            reader.position = since;
+            let page = tasks.changes(user, Some(since)).await?;
+            reader.take(page);
+        }
+        None => reader.position = tasks.feed_head(user).await?,
+    }
+    let events = futures_util::stream::unfold(reader, Reader::next).map(Ok::<_, Infallible>);
+    let mut response = sse::Sse::from_stream(events)
+        .with_keep_alive(heartbeat.0)
+        .respond_to(&request);
+    // A stream ends only when the token expires or the server stops; the
+    // connection closes with it, so a stopping server has no idle
+    // keep-alive connection left to wait for.
+    response
+        .head_mut()
+        .set_connection_type(ConnectionType::Close);
+    Ok(response)
+}
+
+/// `Last-Event-ID`, else `since`. The query's names are checked either
+/// way; a `since` the header overrides is not opened.
+fn requested_position(
+    request: &HttpRequest,
+    cursors: &CursorKeys,
+    user: UserId,
+) -> Result<Option<FeedPosition>, ApiError> {
+    let from_query = parse_changes(request.query_string(), cursors, user);
+    // An empty id is how the event-stream format says "no last event", so
+    // an empty header counts as none.
+    let Some(header) = request
+        .headers()
+        .get(&LAST_EVENT_ID)
+        .filter(|value| !value.as_bytes().trim_ascii().is_empty())
+    else {
+        return from_query;
+    };
+    match from_query {
+        Ok(_) | Err(ApiError::InvalidCursor) => {}
+        Err(other) => return Err(other),
+    }
+    let raw = header.to_str().map_err(|_| ApiError::InvalidCursor)?;
+    cursors.open_feed(raw.trim(), user).map(Some)
+}
+
+/// How long until a token whose `exp` is `expires_at` stops being valid:
+/// it is valid while the clock reads no later than `exp`.
+fn until_expiry(expires_at: i64) -> Duration {
+    let now = time::OffsetDateTime::now_utc();
+    let end = time::OffsetDateTime::from_unix_timestamp(expires_at.saturating_add(1))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    Duration::try_from(end - now).unwrap_or(Duration::ZERO)
+}
+
+/// One stream's walk along its user's feed.
+struct Reader {
+    tasks: web::Data<TaskService>,
+    cursors: web::Data<CursorKeys>,
+    user: UserId,
+    /// Where the events sent (or queued) so far leave the client.
+    position: FeedPosition,
+    /// Events read but not yet sent.
+    pending: VecDeque<sse::Event>,
+    /// The last page said more follow at once.
+    read_more: bool,
+    slot: StreamSlot,
+    expiry: Pin<Box<tokio::time::Sleep>>,
+    /// Keeps the connection from looking idle while the stream is open.
+    _in_progress: Option<InProgress>,
+}
+
+impl Reader {
+    /// The next event; `None` ends the stream.
+    async fn next(mut self) -> Option<(sse::Event, Self)> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some((event, self));
+            }
+            if !self.read_more {
+                tokio::select! {
+                    wake = self.slot.wait() => if wake == Wake::Stopping {
+                        return None;
+                    },
+                    () = &mut self.expiry => return None,
+                }
+            }
+            match self.tasks.changes(self.user, Some(self.position)).await {
+                Ok(page) => self.take(page),
+                Err(error) => {
+                    // The client reconnects with its last id and misses
+                    // nothing; an expired cursor is then answered 410.
+                    tracing::warn!(%error, "an event stream could not read the feed and ends");
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Queues a page's changes as events.
+    fn take(&mut self, page: ChangePage) {
+        self.read_more = page.has_more;
+        for (change, position) in page.changes.into_iter().zip(page.positions) {
+            let name = match &change {
+                Change::Upsert(_) => "upsert",
+                Change::Delete(_) => "delete",
+            };
+            let id = self.cursors.seal_feed(position, self.user);
+            match sse::Data::new_json(ChangeResponse::from(change)) {
+                Ok(data) => self.pending.push_back(data.event(name).id(id).into()),
+                // Serialising our own response types does not fail; were it
+                // to, the change is skipped here, and a reconnect from an
+                // earlier id would read it again.
+                Err(error) => tracing::error!(%error, "a change could not be written as JSON"),
+            }
+        }
+        self.position = page.next;
+    }
+}

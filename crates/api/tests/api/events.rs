@@ -1,0 +1,469 @@
+//! The live event stream, `GET /api/tasks/events` (contract section 7,
+//! specs/004-sync/spec.md): read over real HTTP as a client reads it.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use todo_persistence::testing::TestDatabase;
+use tokio::sync::mpsc;
+
+use crate::helpers::{TestUser, assert_error, spawn_app, spawn_app_with};
+use crate::server_process::ServerProcess;
+
+/// What the stream carried: an event or a comment line.
+#[derive(Debug, Clone, PartialEq)]
+enum Item {
+    Event {
+        id: String,
+        event: String,
+        data: Value,
+    },
+    Comment,
+}
+
+/// An open stream, parsed line by line in the background.
+struct EventStream {
+    items: mpsc::UnboundedReceiver<Item>,
+    /// Ends when the server ends the body.
+    ended: tokio::sync::oneshot::Receiver<()>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl EventStream {
+    /// The next event, skipping comments, within `limit`.
+    async fn next_event(&mut self, limit: Duration) -> (String, String, Value) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.items.recv()).await {
+                Ok(Some(Item::Event { id, event, data })) => return (id, event, data),
+                Ok(Some(Item::Comment)) => {}
+                Ok(None) => panic!("the stream ended"),
+                Err(_) => panic!("no event within {limit:?}"),
+            }
+        }
+    }
+
+    /// No event arrives within `limit`.
+    async fn assert_quiet(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.items.recv()).await {
+                Ok(Some(Item::Event { event, data, .. })) => {
+                    panic!("unexpected event {event}: {data}")
+                }
+                Ok(Some(Item::Comment)) => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+
+    /// Closes the connection, as a client that goes away does.
+    fn close(self) {
+        self.reader.abort();
+    }
+}
+
+/// Opens a stream with these extra headers and query.
+async fn open(app_base: &str, token: &str, query: &str, last_id: Option<&str>) -> EventStream {
+    let response = try_open(app_base, token, query, last_id).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    read(response)
+}
+
+async fn try_open(
+    app_base: &str,
+    token: &str,
+    query: &str,
+    last_id: Option<&str>,
+) -> reqwest::Response {
+    // A client of its own: each stream has its own connection, which
+    // closing the stream closes.
+    let mut request = reqwest::Client::new()
+        .get(format!("{app_base}/api/tasks/events{query}"))
+        .bearer_auth(token);
+    if let Some(id) = last_id {
+        request = request.header("Last-Event-ID", id);
+    }
+    request.send().await.unwrap()
+}
+
+fn read(response: reqwest::Response) -> EventStream {
+    let (sender, items) = mpsc::unbounded_channel();
+    let (end, ended) = tokio::sync::oneshot::channel();
+    let reader = tokio::spawn(async move {
+        let mut body = response.bytes_stream();
+        let mut buffer = String::new();
+        let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
+        while let Some(Ok(chunk)) = body.next().await {
+            buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(newline) = buffer.find('\n') {
+                let line: String = buffer.drain(..=newline).collect();
+                let line = line.trim_end_matches('\n');
+                if line.is_empty() {
+                    if !data.is_empty() {
+                        let item = Item::Event {
+                            id: std::mem::take(&mut id),
+                            event: std::mem::take(&mut event),
+                            data: serde_json::from_str(&std::mem::take(&mut data)).unwrap(),
+                        };
+                        let _ = sender.send(item);
+                    }
+                } else if line.starts_with(':') {
+                    let _ = sender.send(Item::Comment);
+                } else if let Some(value) = line.strip_prefix("id: ") {
+                    id = value.to_owned();
+                } else if let Some(value) = line.strip_prefix("event: ") {
+                    event = value.to_owned();
+                } else if let Some(value) = line.strip_prefix("data: ") {
+                    data.push_str(value);
+                }
+            }
+        }
+        let _ = end.send(());
+    });
+    EventStream {
+        items,
+        ended,
+        reader,
+    }
+}
+
+const WITHIN: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn create_complete_and_delete_arrive_live_as_events_within_a_second() {
+    let app = spawn_app().await;
+    let user = TestUser::signed_up(&app).await;
+    let other = TestUser::signed_up(&app).await;
+    let before = app
+        .created_task(&user.token, "made before connecting")
+        .await;
+    let mut stream = open(&app.address, &user.token, "", None).await;
+    // Neither what existed before the stream nor another user's writes
+    // ever show.
+    app.created_task(&other.token, "someone else's").await;
+    stream.assert_quiet(Duration::from_millis(300)).await;
+
+    let task = app.created_task(&user.token, "live").await;
+    let id = task["id"].as_str().unwrap();
+    let (first_id, event, data) = stream.next_event(WITHIN).await;
+    assert_eq!(event, "upsert");
+    assert_eq!(data, json!({"op": "upsert", "task": task}));
+
+    let completed: Value = app
+        .complete_task(&user.token, id, &json!({"completed": true}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (second_id, event, data) = stream.next_event(WITHIN).await;
+    assert_eq!(event, "upsert");
+    assert_eq!(data["task"], completed);
+    assert_eq!(data["task"]["completed"], true);
+    assert_ne!(first_id, second_id);
+
+    assert_eq!(
+        app.delete_task(&user.token, id).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let (last_id, event, data) = stream.next_event(WITHIN).await;
+    assert_eq!(event, "delete");
+    assert_eq!(data, json!({"op": "delete", "id": id}));
+    stream.assert_quiet(Duration::from_millis(300)).await;
+
+    // An event's id is a feed cursor: the feed after it is empty.
+    let feed: Value = app
+        .client
+        .get(app.url(&format!("/api/tasks/changes?since={last_id}")))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(feed["changes"], json!([]));
+    drop(before);
+}
+
+#[tokio::test]
+async fn last_event_id_replays_what_was_missed_then_goes_live() {
+    let app = spawn_app().await;
+    let user = TestUser::signed_up(&app).await;
+    let mut stream = open(&app.address, &user.token, "", None).await;
+    let kept = app.created_task(&user.token, "kept").await;
+    let (last_id, _, _) = stream.next_event(WITHIN).await;
+    stream.close();
+
+    // While disconnected: one task changed, one made and deleted.
+    let kept_id = kept["id"].as_str().unwrap();
+    app.complete_task(&user.token, kept_id, &json!({"completed": true}))
+        .await;
+    let gone = app.created_task(&user.token, "gone").await;
+    let gone_id = gone["id"].as_str().unwrap();
+    app.delete_task(&user.token, gone_id).await;
+
+    let mut stream = open(&app.address, &user.token, "", Some(&last_id)).await;
+    let (_, event, data) = stream.next_event(WITHIN).await;
+    assert_eq!(
+        (event.as_str(), &data["task"]["id"]),
+        ("upsert", &json!(kept_id))
+    );
+    assert_eq!(data["task"]["completed"], true);
+    let (_, event, data) = stream.next_event(WITHIN).await;
+    assert_eq!((event.as_str(), &data["id"]), ("delete", &json!(gone_id)));
+    stream.assert_quiet(Duration::from_millis(300)).await;
+
+    let live = app.created_task(&user.token, "live again").await;
+    let (_, event, data) = stream.next_event(WITHIN).await;
+    assert_eq!(event, "upsert");
+    assert_eq!(data["task"], live);
+}
+
+#[tokio::test]
+async fn since_replays_and_the_header_wins_over_it() {
+    let app = spawn_app().await;
+    let user = TestUser::signed_up(&app).await;
+    let mut stream = open(&app.address, &user.token, "", None).await;
+    app.created_task(&user.token, "first").await;
+    let (after_first, _, _) = stream.next_event(WITHIN).await;
+    app.created_task(&user.token, "second").await;
+    let (after_second, _, _) = stream.next_event(WITHIN).await;
+    stream.close();
+
+    let mut from_query = open(
+        &app.address,
+        &user.token,
+        &format!("?since={after_first}"),
+        None,
+    )
+    .await;
+    let (_, _, data) = from_query.next_event(WITHIN).await;
+    assert_eq!(data["task"]["title"], "second");
+    from_query.close();
+
+    // The header names the later cursor: nothing to replay.
+    let mut both = open(
+        &app.address,
+        &user.token,
+        &format!("?since={after_first}"),
+        Some(&after_second),
+    )
+    .await;
+    both.assert_quiet(Duration::from_millis(500)).await;
+    both.close();
+
+    // An empty header is no last event: the stream starts live.
+    let mut empty = open(&app.address, &user.token, "", Some("")).await;
+    empty.assert_quiet(Duration::from_millis(300)).await;
+    empty.close();
+
+    // Even a broken `since` gives way to a good header.
+    let header_only = open(
+        &app.address,
+        &user.token,
+        "?since=garbage",
+        Some(&after_second),
+    )
+    .await;
+    header_only.close();
+}
+
+#[tokio::test]
+async fn bad_cursors_queries_and_missing_tokens_are_refused_before_the_stream() {
+    let app = spawn_app().await;
+    let user = TestUser::signed_up(&app).await;
+    let other = TestUser::signed_up(&app).await;
+    let mut theirs = open(&app.address, &other.token, "", None).await;
+    app.created_task(&other.token, "theirs").await;
+    let (their_id, _, _) = theirs.next_event(WITHIN).await;
+    theirs.close();
+
+    let cases = [
+        ("?since=garbage", None, "invalid_cursor"),
+        ("", Some("garbage"), "invalid_cursor"),
+        ("", Some(their_id.as_str()), "invalid_cursor"),
+        ("?limit=3", None, "invalid_query"),
+    ];
+    for (query, header, code) in cases {
+        let response = try_open(&app.address, &user.token, query, header).await;
+        assert_error(response, StatusCode::BAD_REQUEST, code).await;
+    }
+    let response = reqwest::Client::new()
+        .get(app.url("/api/tasks/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::UNAUTHORIZED, "not_authenticated").await;
+}
+
+#[tokio::test]
+async fn a_sixth_stream_is_429_and_closing_one_frees_a_slot() {
+    // A short heartbeat, so the server notices a closed connection soon
+    // after it writes to it.
+    let app = spawn_app_with(
+        TestDatabase::preferred().await,
+        &[("STREAM_HEARTBEAT_SECONDS", "1")],
+    )
+    .await;
+    let user = TestUser::signed_up(&app).await;
+    let other = TestUser::signed_up(&app).await;
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        streams.push(open(&app.address, &user.token, "", None).await);
+    }
+    let refused = try_open(&app.address, &user.token, "", None).await;
+    let body = assert_error(refused, StatusCode::TOO_MANY_REQUESTS, "too_many_streams").await;
+    assert!(body["detail"].is_string());
+    // Another user's slots are their own.
+    open(&app.address, &other.token, "", None).await.close();
+
+    streams.pop().unwrap().close();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = try_open(&app.address, &user.token, "", None).await;
+        if response.status() == StatusCode::OK {
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream's slot was not freed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_comment_comes_within_the_heartbeat() {
+    let app = spawn_app_with(
+        TestDatabase::preferred().await,
+        &[("STREAM_HEARTBEAT_SECONDS", "1")],
+    )
+    .await;
+    let user = TestUser::signed_up(&app).await;
+    let mut stream = open(&app.address, &user.token, "", None).await;
+    // The first comment comes at once; the next one is the heartbeat.
+    for _ in 0..2 {
+        let item = tokio::time::timeout(Duration::from_millis(2_500), stream.items.recv())
+            .await
+            .expect("a comment within the heartbeat");
+        assert_eq!(item, Some(Item::Comment));
+    }
+}
+
+#[tokio::test]
+async fn a_comment_comes_within_15_seconds_by_default() {
+    let app = spawn_app().await;
+    let user = TestUser::signed_up(&app).await;
+    let mut stream = open(&app.address, &user.token, "", None).await;
+    let started = Instant::now();
+    for _ in 0..2 {
+        let item = tokio::time::timeout(Duration::from_secs(16), stream.items.recv())
+            .await
+            .expect("a comment within 15 s");
+        assert_eq!(item, Some(Item::Comment));
+    }
+    assert!(started.elapsed() <= Duration::from_secs(16));
+}
+
+#[tokio::test]
+async fn the_stream_ends_when_the_token_expires() {
+    let app = spawn_app_with(
+        TestDatabase::preferred().await,
+        &[("JWT_TTL_SECONDS", "2"), ("STREAM_HEARTBEAT_SECONDS", "1")],
+    )
+    .await;
+    let user = TestUser::signed_up(&app).await;
+    let stream = open(&app.address, &user.token, "", None).await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), stream.ended).await;
+    assert!(ended.is_ok(), "the stream outlived its token");
+}
+
+#[tokio::test]
+async fn sigterm_with_an_open_stream_exits_long_before_the_shutdown_timeout() {
+    let database = TestDatabase::preferred().await;
+    let mut server =
+        ServerProcess::start(database.url(), &[("SHUTDOWN_TIMEOUT_SECONDS", "30")]).await;
+    let signed_up: Value = reqwest::Client::new()
+        .post(server.url("/api/auth/signup"))
+        .json(&json!({"email": "stream@example.io", "password": crate::helpers::PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = signed_up["access_token"].as_str().unwrap().to_owned();
+    let stream = open(&server.base, &token, "", None).await;
+
+    let signalled = Instant::now();
+    server.signal("-TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .expect("the process exits");
+    let took = signalled.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} of a 30 s shutdown timeout"
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(1), stream.ended).await;
+    assert!(ended.is_ok(), "the stream did not end");
+}
+
+#[tokio::test]
+async fn only_get_is_served_and_events_is_no_task_id() {
+    let app = spawn_app().await;
+    let user = TestUser::signed_up(&app).await;
+    for method in [
+        reqwest::Method::HEAD,
+        reqwest::Method::POST,
+        reqwest::Method::DELETE,
+    ] {
+        let response = reqwest::Client::new()
+            .request(method.clone(), app.url("/api/tasks/events"))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method}"
+        );
+        assert_eq!(response.headers()["allow"], "GET", "{method}");
+    }
+    // A CORS pre-flight may ask for Last-Event-ID (contract 6.4).
+    let app = spawn_app_with(
+        TestDatabase::preferred().await,
+        &[("CORS_ALLOWED_ORIGINS", "http://front.example")],
+    )
+    .await;
+    let response = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, app.url("/api/tasks/events"))
+        .header("Origin", "http://front.example")
+        .header("Access-Control-Request-Method", "GET")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization, last-event-id",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let allowed = response.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("last-event-id"), "{allowed}");
+}
