@@ -60,14 +60,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let checks = HeaderChecks::of(request);
-        let mut payload = payload.take();
-        Box::pin(async move {
-            checks.declared_size_fits()?;
-            checks.is_json()?;
-            let bytes = read_limited(&mut payload, checks.read_timeout).await?;
-            parse(&bytes).map(JsonBody)
-        })
+        let body = read_required(request, payload, HeaderChecks::is_json);
+        Box::pin(async move { parse(&body.await?).map(JsonBody) })
     }
 }
 
@@ -120,14 +114,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBodyWithBytes<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let checks = HeaderChecks::of(request);
-        let mut payload = payload.take();
+        let body = read_required(request, payload, HeaderChecks::is_json);
         Box::pin(async move {
-            checks.declared_size_fits()?;
-            checks.is_json()?;
-            let bytes = read_limited(&mut payload, checks.read_timeout)
-                .await?
-                .freeze();
+            let bytes = body.await?;
             let value = parse(&bytes)?;
             Ok(Self { value, bytes })
         })
@@ -164,14 +153,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for MergePatchBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let checks = HeaderChecks::of(request);
-        let mut payload = payload.take();
-        Box::pin(async move {
-            checks.declared_size_fits()?;
-            checks.is_json_or_merge_patch()?;
-            let bytes = read_limited(&mut payload, checks.read_timeout).await?;
-            parse(&bytes).map(MergePatchBody)
-        })
+        let body = read_required(request, payload, HeaderChecks::is_json_or_merge_patch);
+        Box::pin(async move { parse(&body.await?).map(MergePatchBody) })
     }
 }
 
@@ -240,6 +223,25 @@ impl HeaderChecks {
             Err(ApiError::UnsupportedMediaType)
         }
     }
+}
+
+/// The bytes of a body that must be sent: an announced size over the limit
+/// is refused first, then a content type `accepts` refuses, and only then
+/// is the body read.
+fn read_required(
+    request: &HttpRequest,
+    payload: &mut Payload,
+    accepts: fn(&HeaderChecks) -> Result<(), ApiError>,
+) -> LocalBoxFuture<'static, Result<Bytes, ApiError>> {
+    let checks = HeaderChecks::of(request);
+    let mut payload = payload.take();
+    Box::pin(async move {
+        checks.declared_size_fits()?;
+        accepts(&checks)?;
+        Ok(read_limited(&mut payload, checks.read_timeout)
+            .await?
+            .freeze())
+    })
 }
 
 /// Reads the whole body within the timeout, counting bytes as they arrive
