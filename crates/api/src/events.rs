@@ -112,6 +112,12 @@ impl ChangeNotifier for StreamHub {
             streams.bell.send_replace(());
         }
     }
+
+    fn all_changed(&self) {
+        for streams in self.users().values() {
+            streams.bell.send_replace(());
+        }
+    }
 }
 
 /// One open stream's place in the hub.
@@ -178,6 +184,16 @@ mod tests {
         assert_eq!(alices.wait().await, Wake::Changed);
         let quiet = tokio::time::timeout(Duration::from_millis(50), bobs.wait()).await;
         assert!(quiet.is_err(), "bob's stream woke for alice's change");
+    }
+
+    #[tokio::test]
+    async fn all_changed_wakes_every_users_streams() {
+        let hub = StreamHub::new();
+        let mut alices = hub.open(UserId::generate()).unwrap();
+        let mut bobs = hub.open(UserId::generate()).unwrap();
+        hub.all_changed();
+        assert_eq!(alices.wait().await, Wake::Changed);
+        assert_eq!(bobs.wait().await, Wake::Changed);
     }
 
     #[tokio::test]

@@ -9,8 +9,11 @@ use serde_json::{Value, json};
 use todo_persistence::testing::TestDatabase;
 use tokio::sync::mpsc;
 
-use crate::helpers::{TestUser, assert_error, spawn_app, spawn_app_with};
-use crate::server_process::ServerProcess;
+use todo_persistence::Backend;
+
+use crate::db_probe::DbProbe;
+use crate::helpers::{TestApp, TestUser, assert_error, spawn_app, spawn_app_with};
+use crate::server_process::{ServerProcess, report};
 
 /// What the stream carried: an event or a comment line.
 #[derive(Debug, Clone, PartialEq)]
@@ -466,4 +469,108 @@ async fn only_get_is_served_and_events_is_no_task_id() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(allowed.contains("last-event-id"), "{allowed}");
+}
+
+// --- Across instances (PostgreSQL) -------------------------------------------
+
+/// A second instance, the real binary, on `app`'s database; `None` on
+/// SQLite, which serves one instance only.
+async fn second_instance(app: &TestApp) -> Option<ServerProcess> {
+    if app.database.backend() != Backend::Postgres {
+        report("note: streams across instances need PostgreSQL; not run on SQLite");
+        return None;
+    }
+    Some(ServerProcess::start(app.database.url(), &[]).await)
+}
+
+/// Each instance's writes reach the other's streams within a second, and
+/// only their owner's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_one_instance_reaches_streams_on_another_within_a_second() {
+    let app = spawn_app().await;
+    let Some(other) = second_instance(&app).await else {
+        return;
+    };
+    let user = TestUser::signed_up(&app).await;
+    let stranger = TestUser::signed_up(&app).await;
+    let mut there = open(&other.base, &user.token, "", None).await;
+    let mut here = open(&app.address, &user.token, "", None).await;
+
+    app.created_task(&stranger.token, "someone else's").await;
+    let started = Instant::now();
+    let task = app.created_task(&user.token, "made here").await;
+    let (_, event, data) = there.next_event(WITHIN).await;
+    let delay = started.elapsed();
+    assert_eq!(event, "upsert");
+    assert_eq!(data, json!({"op": "upsert", "task": task}));
+    assert_eq!(here.next_event(WITHIN).await.2, data);
+    report(&format!(
+        "a create reached the other instance's stream after {delay:?}"
+    ));
+
+    let id = task["id"].as_str().unwrap();
+    let deleted = reqwest::Client::new()
+        .delete(other.url(&format!("/api/tasks/{id}")))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    for stream in [&mut here, &mut there] {
+        let (_, event, data) = stream.next_event(WITHIN).await;
+        assert_eq!(
+            (event.as_str(), data),
+            ("delete", json!({"op": "delete", "id": id}))
+        );
+        stream.assert_quiet(Duration::from_millis(300)).await;
+    }
+}
+
+/// Every listening connection on the database killed by the server, and
+/// writes made at once, while the listeners are gone: the streams stay
+/// open and receive every change, in order, once the listeners are back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_listening_connections_lose_no_change() {
+    let app = spawn_app().await;
+    let Some(other) = second_instance(&app).await else {
+        return;
+    };
+    let user = TestUser::signed_up(&app).await;
+    let mut stream = open(&other.base, &user.token, "", None).await;
+    let probe = DbProbe::connect(app.database.url()).await;
+    const LISTENERS: &str = "FROM pg_stat_activity \
+        WHERE datname = current_database() AND query LIKE 'LISTEN%'";
+    // Each instance starts listening in the background as it starts.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while probe
+        .rows(&format!("SELECT pid::text {LISTENERS}"), 1)
+        .await
+        .len()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the instances do not both listen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let killed = probe
+        .rows(
+            &format!("SELECT pg_terminate_backend(pid)::text {LISTENERS}"),
+            1,
+        )
+        .await;
+    assert_eq!(killed.len(), 2, "one listener per instance: {killed:?}");
+
+    let mut made = Vec::new();
+    for title in ["during 1", "during 2", "during 3"] {
+        made.push(app.created_task(&user.token, title).await);
+    }
+    for task in &made {
+        let (_, event, data) = stream.next_event(Duration::from_secs(5)).await;
+        assert_eq!((event.as_str(), &data["task"]), ("upsert", task));
+    }
+    // And news flows again as before.
+    let after = app.created_task(&user.token, "after").await;
+    assert_eq!(stream.next_event(WITHIN).await.2["task"], after);
 }
