@@ -574,3 +574,71 @@ async fn killed_listening_connections_lose_no_change() {
     let after = app.created_task(&user.token, "after").await;
     assert_eq!(stream.next_event(WITHIN).await.2["task"], after);
 }
+
+/// The PostgreSQL server restarted under two instances with a stream open:
+/// the stream stays open, and every change acknowledged after the restart
+/// reaches it. A restart stops every other test's database too, so this
+/// runs only when `POSTGRES_RESTART_COMMAND` is set, which `.ci/run` does
+/// in a step of its own after the suite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_resumes_after_a_postgres_restart_and_misses_no_change() {
+    let Some(restart) = std::env::var_os("POSTGRES_RESTART_COMMAND") else {
+        report("note: the PostgreSQL restart test runs only with POSTGRES_RESTART_COMMAND set");
+        return;
+    };
+    let app = spawn_app().await;
+    let Some(other) = second_instance(&app).await else {
+        return;
+    };
+    let user = TestUser::signed_up(&app).await;
+    let mut stream = open(&other.base, &user.token, "", None).await;
+    let before = app.created_task(&user.token, "before the restart").await;
+    assert_eq!(stream.next_event(WITHIN).await.2["task"], before);
+
+    let started = Instant::now();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&restart)
+        .status()
+        .expect("the restart command runs");
+    assert!(status.success(), "the restart command failed: {status}");
+    report(&format!("PostgreSQL restarted in {:?}", started.elapsed()));
+
+    // The first writes may meet connections the restart closed (503): a
+    // client retries those. Every write that was acknowledged must arrive.
+    let (mut acknowledged, mut refused) = (Vec::new(), 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acknowledged.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no write succeeded after the restart"
+        );
+        let response = app
+            .client
+            .post(app.url("/api/tasks"))
+            .bearer_auth(&user.token)
+            .json(&json!({"title": format!("after {}", acknowledged.len())}))
+            .send()
+            .await
+            .unwrap();
+        match response.status() {
+            StatusCode::CREATED => acknowledged.push(response.json::<Value>().await.unwrap()),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("a write after the restart answered {other}"),
+        }
+    }
+    let resumed = Instant::now();
+    for task in &acknowledged {
+        let (_, event, data) = stream.next_event(Duration::from_secs(15)).await;
+        assert_eq!((event.as_str(), &data["task"]), ("upsert", task));
+    }
+    report(&format!(
+        "after the restart ({refused} writes answered 503 first) the open stream carried all \
+         {} acknowledged writes, the last {:?} after it was acknowledged",
+        acknowledged.len(),
+        resumed.elapsed()
+    ));
+}
