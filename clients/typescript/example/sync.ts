@@ -210,10 +210,10 @@ signInForm.addEventListener("submit", (event) => {
 // any other tab's, so there is one path by which the copy and cursor move.
 newTaskForm.addEventListener("submit", (event) => {
   event.preventDefault();
-  const title = new FormData(newTaskForm).get("title");
-  createTask(client, { title: String(title) })
-    .then(() => newTaskForm.reset())
-    .catch(showError);
+  const title = String(new FormData(newTaskForm).get("title"));
+  // Cleared at once, so the next title typed is never wiped by this answer.
+  newTaskForm.reset();
+  createTask(client, { title }).catch(showError);
 });
 
 list.addEventListener("click", (event) => {
