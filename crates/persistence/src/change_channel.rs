@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use sea_orm::sea_query::{Func, Query, SelectStatement};
 use sea_orm::sqlx::PgPool;
-use sea_orm::sqlx::postgres::PgListener;
+use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
 use sea_orm::{ConnectionTrait, DatabaseConnectionType};
 use todo_domain::UserId;
 use todo_domain::ports::ChangeNotifier;
@@ -38,6 +38,9 @@ const OWNERS_PER_NOTICE: usize = 200;
 
 /// How long the sender waits before it tries again after a failure.
 const SEND_RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+/// How long one attempt to open the listening connection may take.
+const LISTEN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The first and the longest pause between attempts to listen again.
 const FIRST_LISTEN_PAUSE: Duration = Duration::from_millis(100);
@@ -152,8 +155,13 @@ fn owners_in(payload: &str) -> impl Iterator<Item = UserId> + '_ {
     payload.split(',').filter_map(|raw| UserId::parse(raw).ok())
 }
 
-/// The listening side: one connection per instance, taken from the pool,
-/// on which every notice arrives. Dropping it stops listening.
+/// The listening side: one connection per instance, on which every notice
+/// arrives. Dropping it stops listening.
+///
+/// The connection is its own, outside the service's pool (opened with the
+/// same options): it is held for as long as the instance runs, and taking
+/// it from the pool would leave requests one connection short, or none
+/// with `DATABASE_MAX_CONNECTIONS=1`.
 pub struct ChangeListener {
     task: JoinHandle<()>,
 }
@@ -176,19 +184,29 @@ impl ChangeListener {
         let DatabaseConnectionType::SqlxPostgresPoolConnection(_) = &connection.inner else {
             return None;
         };
-        let pool = connection.get_postgres_connection_pool().clone();
+        let options = connection.get_postgres_connection_pool().connect_options();
+        // sqlx's listener reconnects through a pool; this one holds just the
+        // listening connection, kept however long it lives, and gives up on
+        // a connect soon enough for `listen` to try again on its own terms.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .acquire_timeout(LISTEN_CONNECT_TIMEOUT)
+            .connect_lazy_with((*options).clone());
         Some(Self {
             task: tokio::spawn(listen(pool, wake)),
         })
     }
 }
 
-/// Listens for as long as the pool is open. Each time it (re)starts
+/// Listens until the [`ChangeListener`] is dropped. Each time it (re)starts
 /// listening, every stream is told to read the feed: notices sent while no
 /// one listened are gone, the changes they announced are not.
 async fn listen(pool: PgPool, wake: Arc<dyn ChangeNotifier>) {
     let mut pause = FIRST_LISTEN_PAUSE;
-    while !pool.is_closed() {
+    loop {
         match subscribe(&pool).await {
             Ok(mut listener) => {
                 pause = FIRST_LISTEN_PAUSE;
