@@ -12,11 +12,10 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const api = process.env.TODO_API_URL;
 const frontPort = Number(process.env.FRONT_PORT);
@@ -31,7 +30,7 @@ const START_TIMEOUT_MS = 15_000;
 const CATCH_UP_TIMEOUT_MS = 5_000;
 
 let context;
-let profile;
+let closeChromium;
 let front;
 /** Uncaught errors of any tab: the proof fails on one, even if the lists look right. */
 const pageErrors = [];
@@ -52,28 +51,13 @@ before(async () => {
   });
   await new Promise((resolve) => front.listen(frontPort, "127.0.0.1", resolve));
 
-  // The launch of browser.test.mjs: a fresh profile, no background traffic.
-  profile = await mkdtemp(join(tmpdir(), "todo-api-chromium-"));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  ({ context, close: closeChromium } = await launchChromium());
   context.on("weberror", (error) => pageErrors.push(error.error().message));
 });
 
 after(async () => {
-  await context?.close();
+  await closeChromium?.();
   await new Promise((resolve) => (front ? front.close(resolve) : resolve()));
-  if (profile) await rm(profile, { recursive: true, force: true });
 });
 
 /** The page's address for one named replica (its own copy and cursor). */
