@@ -13,12 +13,17 @@
 //   node bench/streams.mjs --stream-url http://127.0.0.1:18182 \
 //     --write-url http://127.0.0.1:18181 --users probe-users.txt --duration 20
 //
-// --users holds one line per user: "<token> <probe task id>". The probe
-// task must be written by nothing but this tool: each probe PATCHes its
-// title to a fresh nonce, and the event is recognised by that task id and
-// title. A user has at most one probe in flight, so two probes of one task
-// are never folded into one event (a stream reads the feed, which gives a
-// task once, at its latest state).
+// --users holds one line per user: "<token> <probe task id>", or the token
+// alone for a user whose streams are opened and held but never probed
+// (bench/streams.sh gives it the users `mixed` writes for). The probe task
+// must be written by nothing but this tool: each probe PATCHes its title to
+// a fresh nonce, and the event is recognised by that task id and title. A
+// user has at most one probe in flight, so two probes of one task are
+// never folded into one event (a stream reads the feed, which gives a task
+// once, at its latest state). Nothing may write a probed user's other
+// tasks through the streams' instance either: that write would wake the
+// streams there, and they would find the probe's change in the feed
+// without it ever crossing from the writes' instance.
 //
 // Built on node:http rather than fetch: a thousand long responses are a
 // thousand sockets either way, and node:http hands over raw chunks with
@@ -89,11 +94,12 @@ const users = fs
   .split("\n")
   .filter((line) => line.trim() !== "")
   .map((line, index) => {
-    const [token, taskId] = line.trim().split(/\s+/);
-    if (!token || !taskId) fail(`--users line ${index + 1}: want "<token> <probe task id>"`);
+    const [token, taskId = null, extra] = line.trim().split(/\s+/);
+    if (extra !== undefined) fail(`--users line ${index + 1}: want "<token> [<probe task id>]"`);
     return { index, token, taskId, streams: [], pending: null };
   });
-if (users.length === 0) fail("--users is empty");
+const probed = users.filter((user) => user.taskId !== null);
+if (probed.length === 0) fail("--users names no probe task");
 
 // One socket per stream, none reused: a stream's connection ends with it.
 const streamAgent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
@@ -187,7 +193,7 @@ function receive(stream, chunk, now) {
     stream.buffer = stream.buffer.slice(end + 2);
     if (block.startsWith(":") && !block.includes("\n")) continue; // a comment alone
     counts.events += 1;
-    if (!block.includes(stream.user.taskId)) continue;
+    if (stream.user.taskId === null || !block.includes(stream.user.taskId)) continue;
     const data = block
       .split("\n")
       .filter((line) => line.startsWith("data:"))
@@ -245,7 +251,7 @@ function finish(probe) {
 }
 
 function probeOnce() {
-  const idle = users.filter((user) => user.pending === null);
+  const idle = probed.filter((user) => user.pending === null);
   if (idle.length === 0) {
     counts.skipped += 1;
     return;
@@ -412,6 +418,7 @@ async function main() {
     label: options.label,
     scenario: "streams",
     users: users.length,
+    probed_users: probed.length,
     streams: open,
     open_ms: Math.round(openMs),
     seconds: round(seconds),
