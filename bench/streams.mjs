@@ -103,8 +103,12 @@ if (probed.length === 0) fail("--users names no probe task");
 
 // One socket per stream, none reused: a stream's connection ends with it.
 const streamAgent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
-// The writes reuse a few connections, as a client would.
-const writeAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+// The writes reuse a few connections, as a client would. An idle one is
+// dropped after 2 s, before the server's keep-alive (KEEP_ALIVE_SECONDS,
+// default 5) closes it: a request sent on a connection the server is closing at
+// that moment fails with "socket hang up", which is the client's race and
+// not the server's fault.
+const writeAgent = new http.Agent({ keepAlive: true, maxSockets: 16, timeout: 2000 });
 
 const counts = {
   probes: 0, // writes whose every stream has been accounted for

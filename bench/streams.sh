@@ -79,10 +79,13 @@ python3 bench/prepare.py "http://127.0.0.1:$STREAM_PORT" "$PREPARED_USERS" "$((T
 # it is the probe's, which only the probe may write. The probe file lists
 # every stream user, with that task for those the probe writes for and
 # the token alone for the others (streams held, never probed).
-head -n "$STREAM_USERS" "$WORK/all-users.txt" \
-  | awk -v first="$FIRST_PROBED_USER" 'NR >= first {print $1, $NF; next} {print $1}' >"$WORK/probe-users.txt"
-tail -n "+$FIRST_MIXED_USER" "$WORK/all-users.txt" | head -n "$MIXED_USERS" \
-  | awk '{$NF = ""; sub(/ $/, ""); print}' >"$WORK/users.txt"
+# (awk alone: a `head` closing its pipe early fails the run under pipefail.)
+awk -v last="$STREAM_USERS" -v first="$FIRST_PROBED_USER" \
+  'NR > last {exit} NR >= first {print $1, $NF; next} {print $1}' \
+  "$WORK/all-users.txt" >"$WORK/probe-users.txt"
+awk -v first="$FIRST_MIXED_USER" -v count="$MIXED_USERS" \
+  'NR >= first + count {exit} NR >= first {$NF = ""; sub(/ $/, ""); print}' \
+  "$WORK/all-users.txt" >"$WORK/users.txt"
 if [ "$SAME_INSTANCE" = 1 ]; then
   WRITE_PORT="$STREAM_PORT"
 else
