@@ -56,6 +56,12 @@ const { values: options } = parseArgs({
     "timeout-ms": { type: "string", default: "5000" },
     duration: { type: "string", default: "0" },
     "open-concurrency": { type: "string", default: "50" },
+    // How long an open that is refused with 429 too_many_streams is tried
+    // again. A server learns that a client closed a stream only when it
+    // next writes to it (an event, or the heartbeat, every 15 s by
+    // default), so the streams of a run that just ended can hold their
+    // user's slots for that long. 0: a 429 fails at once.
+    "open-retry-seconds": { type: "string", default: "0" },
     "ready-file": { type: "string" },
     "wait-for-go": { type: "boolean", default: false },
     "samples-file": { type: "string" },
@@ -88,6 +94,7 @@ const maxInterval = Math.max(minInterval, whole("max-interval-ms"));
 const timeoutMs = whole("timeout-ms");
 const duration = whole("duration");
 const openConcurrency = Math.max(1, whole("open-concurrency"));
+const openRetryMs = whole("open-retry-seconds") * 1000;
 
 const users = fs
   .readFileSync(required("users"), "utf8")
@@ -143,9 +150,12 @@ function openStream(user, slot) {
           let body = "";
           response.setEncoding("utf8");
           response.on("data", (chunk) => (body += chunk));
-          response.on("end", () =>
-            reject(new Error(`stream ${user.index}/${slot}: ${response.statusCode} ${body}`)),
-          );
+          response.on("end", () => {
+            user.streams.splice(user.streams.indexOf(stream), 1);
+            const error = new Error(`stream ${user.index}/${slot}: ${response.statusCode} ${body}`);
+            error.status = response.statusCode;
+            reject(error);
+          });
           return;
         }
         response.setEncoding("utf8");
@@ -366,17 +376,28 @@ async function openAll() {
   for (const user of users) for (let slot = 0; slot < streamsPerUser; slot += 1) slots.push([user, slot]);
   const started = performance.now();
   let next = 0;
+  let retried = 0;
   // A few at a time: each open reads the feed's head before its headers,
   // and a thousand at once would queue on the server's database pool.
   async function worker() {
     while (next < slots.length) {
       const [user, slot] = slots[next++];
-      await openStream(user, slot);
+      for (;;) {
+        try {
+          await openStream(user, slot);
+          break;
+        } catch (error) {
+          if (error.status !== 429 || performance.now() - started > openRetryMs) throw error;
+          retried += 1;
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+      }
     }
   }
   await Promise.all(Array.from({ length: Math.min(openConcurrency, slots.length) }, worker));
   // Slots were pushed in the order opened; arrivals index by slot number.
   for (const user of users) user.streams.sort((a, b) => a.slot - b.slot);
+  if (retried > 0) process.stderr.write(`streams.mjs: ${retried} opens refused with 429 and tried again\n`);
   return performance.now() - started;
 }
 

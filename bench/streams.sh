@@ -96,17 +96,19 @@ use_server "$STREAM_PID" "$STREAM_PORT"
 log "warming up B"
 run_wrk warmup mixed "$CONNECTIONS" 5 "$WORK/users.txt"
 
-# open_streams ROUND: starts the probe with every stream open and waiting,
-# and records B's RSS just before and just after the streams opened.
+# open_streams NAME SAMPLES: starts the probe with every stream open and
+# waiting, and records B's RSS just before and just after the streams
+# opened; the probe's latencies go to SAMPLES.
 open_streams() {
-  local round="$1" before after open
+  local name="$1" samples="$2" before after open
   sleep 2   # lets the last window's connections close
   before=$(rss_kib)
   rm -f "$WORK/ready"
   node bench/streams.mjs --stream-url "http://127.0.0.1:$STREAM_PORT" \
     --write-url "http://127.0.0.1:$WRITE_PORT" --users "$WORK/probe-users.txt" \
     --streams-per-user "$STREAMS_PER_USER" --wait-for-go --ready-file "$WORK/ready" \
-    --samples-file "$WORK/latencies.txt" --label "probe_r$round" \
+    --open-retry-seconds 20 \
+    --samples-file "$samples" --label "probe_$name" \
     >>"$WORK/probe.jsonl" &
   STREAMS_PID=$!
   until [ -s "$WORK/ready" ]; do
@@ -120,7 +122,7 @@ open_streams() {
   open=$(cat "$WORK/ready")
   sleep 2   # the last stream's first bytes can come before its state settles
   after=$(rss_kib)
-  echo "{\"label\":\"rss_r$round\",\"streams\":$open,\"rss_before_kib\":$before,\"rss_open_kib\":$after,\"kib_per_stream\":$(awk -v a="$after" -v b="$before" -v n="$open" 'BEGIN {printf "%.2f", (a - b) / n}')}" \
+  echo "{\"label\":\"rss_$name\",\"streams\":$open,\"rss_before_kib\":$before,\"rss_open_kib\":$after,\"kib_per_stream\":$(awk -v a="$after" -v b="$before" -v n="$open" 'BEGIN {printf "%.2f", (a - b) / n}')}" \
     | tee -a "$WORK/results.jsonl" >&2
 }
 
@@ -135,6 +137,15 @@ close_streams() {
   [ "$status" = 0 ] || { echo "FAILED: the probe exited $status (see its line above)" >&2; exit 1; }
 }
 
+# The probe alone first, with no `mixed`: what delivery takes when nothing
+# queues ahead of it. Its opening of the streams is also the one RSS per
+# stream is read from: later ones reopen into memory the allocator kept.
+log "the probe alone: $((STREAM_USERS * STREAMS_PER_USER)) streams, $WINDOW s, no mixed"
+open_streams idle "$WORK/idle-latencies.txt"
+kill -USR2 "$STREAMS_PID"
+sleep "$WINDOW"
+close_streams
+
 # A round: `mixed` without streams, with the streams open and the probe
 # writing (twice), and without again. The order reads the same both ways,
 # so a drift of the machine's speed that is steady over the round moves
@@ -142,7 +153,7 @@ close_streams() {
 log "$ROUNDS rounds of without, with, with, without; $WINDOW s windows; $((STREAM_USERS * STREAMS_PER_USER)) streams; probe writes on :$WRITE_PORT, streams and mixed on :$STREAM_PORT"
 for round in $(seq 1 "$ROUNDS"); do
   run_wrk "without_r${round}a" mixed "$CONNECTIONS" "$WINDOW" "$WORK/users.txt"
-  open_streams "$round"
+  open_streams "r$round" "$WORK/latencies.txt"
   kill -USR2 "$STREAMS_PID"
   run_wrk "with_r${round}a" mixed "$CONNECTIONS" "$WINDOW" "$WORK/users.txt"
   run_wrk "with_r${round}b" mixed "$CONNECTIONS" "$WINDOW" "$WORK/users.txt"
@@ -157,29 +168,31 @@ stop_servers
   echo "run $RUN_ID, commit $COMMIT, $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1))"
   echo "STREAM_USERS=$STREAM_USERS STREAMS_PER_USER=$STREAMS_PER_USER MIXED_USERS=$MIXED_USERS MIXED_ON=$MIXED_ON TASKS=$TASKS ROUNDS=$ROUNDS WINDOW=$WINDOW CONNECTIONS=$CONNECTIONS SAME_INSTANCE=$SAME_INSTANCE"
   cat "$WORK/results.jsonl"
-  python3 - "$WORK/results.jsonl" "$WORK/latencies.txt" "$ROUNDS" <<'PY'
+  python3 - "$WORK/results.jsonl" "$WORK/latencies.txt" "$WORK/idle-latencies.txt" "$ROUNDS" <<'PY'
 import json, math, statistics, sys
 rows = {r["label"]: r for r in map(json.loads, open(sys.argv[1]))}
-samples = sorted(float(line) for line in open(sys.argv[2]) if line.strip())
-rounds = int(sys.argv[3])
+rounds = int(sys.argv[4])
 
-def pct(p):
-    return samples[max(1, math.ceil(p / 100 * len(samples))) - 1]
+def delivery(what, samples_file, probes):
+    samples = sorted(float(line) for line in open(samples_file) if line.strip())
+    pct = lambda p: samples[max(1, math.ceil(p / 100 * len(samples))) - 1]
+    pairs = sum(p["pairs"] for p in probes)
+    print(f"delivery {what}: {sum(p['probes'] for p in probes)} writes, {len(samples)} of {pairs} "
+          f"(write, stream) pairs delivered, {sum(p['missed'] for p in probes)} missed: "
+          f"p50 {pct(50):.1f} ms, p95 {pct(95):.1f} ms, p99 {pct(99):.1f} ms, max {samples[-1]:.1f} ms")
+    print(f"  probe writes p50 {statistics.median(p['write']['p50_ms'] for p in probes):.1f} ms; "
+          f"load generator CPU while probing {', '.join(str(p['client_cpu_s']) for p in probes)} s")
 
 probes = [rows[f"probe_r{n}"] for n in range(1, rounds + 1)]
-missed = sum(p["missed"] for p in probes)
-pairs = sum(p["pairs"] for p in probes)
-print(f"\nsummary")
-print(f"delivery, write's response to the event on each of the user's streams, "
-      f"{sum(p['probes'] for p in probes)} writes, {len(samples)} of {pairs} (write, stream) pairs delivered, "
-      f"{missed} missed: p50 {pct(50):.1f} ms, p95 {pct(95):.1f} ms, p99 {pct(99):.1f} ms, max {samples[-1]:.1f} ms")
-print(f"  per round p99: {', '.join(str(p['latency']['p99_ms']) for p in probes)} ms; "
-      f"probe writes p50 {statistics.median(p['write']['p50_ms'] for p in probes):.1f} ms; "
-      f"load generator CPU while probing {', '.join(str(p['client_cpu_s']) for p in probes)} s")
-rss = [rows[f"rss_r{n}"] for n in range(1, rounds + 1)]
-print(f"RSS of B per open stream: round 1 {rss[0]['kib_per_stream']} KiB "
-      f"({rss[0]['rss_before_kib']} -> {rss[0]['rss_open_kib']} KiB for {rss[0]['streams']} streams); "
-      f"later rounds {', '.join(str(r['kib_per_stream']) for r in rss[1:]) or '-'} KiB")
+missed = sum(p["missed"] for p in probes) + rows["probe_idle"]["missed"]
+print(f"\nsummary (delivery: from the write's answer to its event, on each of the user's streams)")
+delivery("with mixed running", sys.argv[2], probes)
+print(f"  per round p99: {', '.join(str(p['latency']['p99_ms']) for p in probes)} ms")
+delivery("with the probe alone", sys.argv[3], [rows["probe_idle"]])
+first = rows["rss_idle"]
+print(f"RSS of B per open stream: {first['kib_per_stream']} KiB "
+      f"({first['rss_before_kib']} -> {first['rss_open_kib']} KiB for {first['streams']} streams, the first opening); "
+      f"reopened in the rounds {', '.join(str(rows[f'rss_r{n}']['kib_per_stream']) for n in range(1, rounds + 1))} KiB")
 ratios = []
 for n in range(1, rounds + 1):
     without = sum(rows[f"without_r{n}{h}"]["rps"] for h in "ab")
