@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Live-stream delivery probe for issue 14 (contract section 7).
 //
-// Opens STREAMS_PER_USER event streams (`GET /api/tasks/events`) for every
-// user in --users against --stream-url, waits until each has answered 200
+// Opens --streams-per-user event streams (`GET /api/tasks/events`) for
+// every user in --users against --stream-url, waits until each has answered 200
 // and sent its first bytes, then writes through --write-url every 50-100 ms
 // and times, for every stream of the written user, how long after the
 // write's response the matching event arrived. Prints one JSON line on
@@ -10,8 +10,8 @@
 // early, or a write failed: a lost event is the thing being measured, so
 // it fails the run rather than becoming a footnote.
 //
-//   node bench/streams.mjs --stream-url http://127.0.0.1:18182 \
-//     --write-url http://127.0.0.1:18181 --users probe-users.txt --duration 20
+//   node bench/streams.mjs --stream-url http://127.0.0.1:18192 \
+//     --write-url http://127.0.0.1:18191 --users probe-users.txt --duration 20
 //
 // --users holds one line per user: "<token> <probe task id>", or the token
 // alone for a user whose streams are opened and held but never probed
