@@ -186,7 +186,8 @@ impl Reader {
     async fn read(&mut self) -> Option<ChangePage> {
         let mut attempts = 1;
         loop {
-            match self.tasks.changes(self.user, Some(self.position)).await {
+            let read = self.tasks.changes(self.user, Some(self.position));
+            match self.slot.read_shared(self.position, read).await {
                 Ok(page) => return Some(page),
                 Err(DomainError::Unavailable(error)) if attempts < READ_ATTEMPTS => {
                     tracing::warn!(%error, attempts, "an event stream could not read the feed; retrying");
