@@ -5,6 +5,7 @@
 #
 #   bench/streams.sh                    the full run (about 6 minutes after the build)
 #   SAME_INSTANCE=1 bench/streams.sh    writes and streams on one instance
+#   BINARY=/tmp/todo-api bench/streams.sh  a given build instead of this checkout's
 #   MIXED_ON=own-users bench/streams.sh   `mixed` on users without streams
 #   ROUNDS=1 WINDOW=5 STREAM_USERS=20 MIXED_USERS=10 bench/streams.sh   a quick check
 #
@@ -59,9 +60,14 @@ stop_probe() {
 }
 trap 'stop_probe; cleanup' EXIT
 
-log "building the release binary"
-cargo build --release -p todo-api
-BINARY="$CARGO_TARGET_DIR/release/todo-api"
+# BINARY=/path measures another build (say, of an earlier commit) as it is.
+if [ -z "${BINARY:-}" ]; then
+  log "building the release binary"
+  cargo build --release -p todo-api
+  BINARY="$CARGO_TARGET_DIR/release/todo-api"
+else
+  COMMIT="the given build $BINARY"
+fi
 
 # --- data: STREAM_USERS users, each with TASKS tasks for `mixed` and one for the probe
 if [ "$MIXED_ON" = stream-users ]; then
