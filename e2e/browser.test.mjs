@@ -8,11 +8,10 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { mkdtemp, readFile, rm, mkdir } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, mkdir } from "node:fs/promises";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const api = process.env.TODO_API_URL;
 const frontPort = Number(process.env.FRONT_PORT);
@@ -22,7 +21,7 @@ const frontOrigin = `http://127.0.0.1:${frontPort}`;
 const here = dirname(fileURLToPath(import.meta.url));
 
 let context;
-let profile;
+let closeChromium;
 let front;
 
 before(async () => {
@@ -33,30 +32,12 @@ before(async () => {
   });
   await new Promise((resolve) => front.listen(frontPort, "127.0.0.1", resolve));
 
-  // A fresh profile each run, and no background traffic: this machine has
-  // no network beyond loopback, and Chromium's own calls home would only
-  // fail and slow the start.
-  profile = await mkdtemp(join(tmpdir(), "todo-api-chromium-"));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-    viewport: { width: 1280, height: 900 },
-  });
+  ({ context, close: closeChromium } = await launchChromium({ viewport: { width: 1280, height: 900 } }));
 });
 
 after(async () => {
-  await context?.close();
+  await closeChromium?.();
   await new Promise((resolve) => (front ? front.close(resolve) : resolve()));
-  if (profile) await rm(profile, { recursive: true, force: true });
 });
 
 test("/docs lists every task endpoint, with nothing loaded from outside", async () => {

@@ -9,11 +9,13 @@
 //! of the throughput (docs/performance.md).
 //!
 //! So every connection is watched instead. [`track_requests`] notes when a
-//! request starts and ends; a small task per connection looks once a second
-//! and shuts the socket down when no request has been in progress for
-//! longer than the limit (the keep-alive idle time plus the head timeout,
-//! which a well-behaved client never reaches: actix closes a silent
-//! connection at the idle time, and a real request head arrives at once).
+//! request starts and ends; a small task per connection shuts the socket
+//! down when no request has been in progress for longer than the limit (the
+//! keep-alive idle time plus the head timeout, which a well-behaved client
+//! never reaches: actix closes a silent connection at the idle time, and a
+//! real request head arrives at once). The task sleeps until the moment the
+//! limit could next pass, so a busy or streaming connection costs it about
+//! one wake-up per limit, not one a second.
 
 use std::any::Any;
 use std::net::Shutdown;
@@ -27,8 +29,9 @@ use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use tokio::sync::oneshot;
 
-/// How often each connection's watch looks.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Past the moment the limit passes, so the look that follows finds it
+/// passed rather than a millisecond short.
+const LOOK_AFTER: Duration = Duration::from_millis(1);
 
 /// What the request middleware reports to a connection's watch.
 struct Activity {
@@ -90,23 +93,28 @@ async fn watch(
     mut closed: oneshot::Receiver<()>,
     limit: Duration,
 ) {
-    let mut ticks = tokio::time::interval(CHECK_EVERY);
+    let mut wait = limit;
     loop {
         tokio::select! {
             // The sender is dropped with the connection; the second handle
-            // is closed right here rather than a tick later.
+            // is closed right here rather than at the next look.
             _ = &mut closed => return,
-            _ = ticks.tick() => {}
+            () = tokio::time::sleep(wait) => {}
         }
         let Some(activity) = activity.upgrade() else {
             return;
         };
-        if activity.idle_for() > limit {
+        // A request in progress now ends no sooner than now, so the limit
+        // cannot pass within the next `limit`; an idle connection's passes
+        // at a known moment.
+        let idle_for = activity.idle_for();
+        if idle_for > limit {
             // Both directions: actix sees the end of input and drops the
             // connection; the client sees it closed.
             let _ = socket.shutdown(Shutdown::Both);
             return;
         }
+        wait = limit - idle_for + LOOK_AFTER;
     }
 }
 

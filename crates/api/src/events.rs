@@ -4,13 +4,15 @@
 //!
 //! A stream is woken, never handed a change: it then reads the changes feed
 //! from its last position, so the feed alone decides what a client sees and
-//! in which order, and a wake-up that finds nothing new costs one read.
+//! in which order, and a wake-up that finds nothing new costs one read. The
+//! streams of one user woken by the same write share that read.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use todo_domain::UserId;
 use todo_domain::ports::ChangeNotifier;
+use todo_domain::{ChangePage, FeedPosition, UserId};
 use tokio::sync::watch;
 
 /// The most streams one user may have open on one instance (contract
@@ -30,11 +32,33 @@ struct HubInner {
     stopping: watch::Sender<bool>,
 }
 
-/// The streams of one user: how many, and the bell they listen to.
+/// The streams of one user: how many, the bell they listen to, and the
+/// read of the feed they share.
 struct UserStreams {
     open: usize,
-    /// Each send says "read the feed again"; the value means nothing.
-    bell: watch::Sender<()>,
+    /// Each ring says "read the feed again" and counts up, so a stream can
+    /// tell whether a read began after the ring that woke it.
+    bell: watch::Sender<u64>,
+    shared: Arc<SharedRead>,
+}
+
+/// The latest feed read of one user's streams on this instance. Streams of
+/// one user usually stand at the same position and wake on the same ring,
+/// so the first to wake reads and the others take its page: one read per
+/// write, not one per open stream.
+#[derive(Default)]
+struct SharedRead {
+    /// Held across the read, so the streams woken together wait for the
+    /// first one's read rather than all reading at once.
+    last: tokio::sync::Mutex<Option<PageRead>>,
+}
+
+/// A page read from `from`, and the bell's count when the read began: it
+/// holds every write whose ring counted up to `rung`.
+struct PageRead {
+    from: FeedPosition,
+    rung: u64,
+    page: ChangePage,
 }
 
 impl Default for StreamHub {
@@ -64,7 +88,8 @@ impl StreamHub {
         let mut users = self.users();
         let streams = users.entry(user).or_insert_with(|| UserStreams {
             open: 0,
-            bell: watch::Sender::new(()),
+            bell: watch::Sender::new(0),
+            shared: Arc::default(),
         });
         if streams.open >= MAX_STREAMS_PER_USER {
             return None;
@@ -77,6 +102,7 @@ impl StreamHub {
             hub: self.clone(),
             user,
             bell,
+            shared: streams.shared.clone(),
             stopping: self.inner.stopping.subscribe(),
         })
     }
@@ -109,7 +135,13 @@ impl ChangeNotifier for StreamHub {
     fn changed(&self, owner: UserId) {
         // A user with no stream here has no entry, and nothing to wake.
         if let Some(streams) = self.users().get(&owner) {
-            streams.bell.send_replace(());
+            streams.bell.send_modify(|rung| *rung += 1);
+        }
+    }
+
+    fn all_changed(&self) {
+        for streams in self.users().values() {
+            streams.bell.send_modify(|rung| *rung += 1);
         }
     }
 }
@@ -118,7 +150,8 @@ impl ChangeNotifier for StreamHub {
 pub struct StreamSlot {
     hub: StreamHub,
     user: UserId,
-    bell: watch::Receiver<()>,
+    bell: watch::Receiver<u64>,
+    shared: Arc<SharedRead>,
     stopping: watch::Receiver<bool>,
 }
 
@@ -151,6 +184,40 @@ impl StreamSlot {
     }
 }
 
+impl StreamSlot {
+    /// The feed after `from`, as of no earlier than the last ring this slot
+    /// woke on: the page another stream of the same user read, when it
+    /// began from `from` after that ring, else one `read` of its own, which
+    /// the others may then take.
+    ///
+    /// # Errors
+    /// What `read` answered; nothing is kept then.
+    pub async fn read_shared<E, F>(&self, from: FeedPosition, read: F) -> Result<ChangePage, E>
+    where
+        F: Future<Output = Result<ChangePage, E>>,
+    {
+        // Every ring this slot has woken on is counted in this, or below.
+        let woken_on = *self.bell.borrow();
+        let mut last = self.shared.last.lock().await;
+        if let Some(done) = last.as_ref()
+            && done.from == from
+            && done.rung >= woken_on
+        {
+            return Ok(done.page.clone());
+        }
+        // Read after this count: any write it counts had committed before
+        // its ring, so before this read began.
+        let rung = *self.bell.borrow();
+        let page = read.await?;
+        *last = Some(PageRead {
+            from,
+            rung,
+            page: page.clone(),
+        });
+        Ok(page)
+    }
+}
+
 impl Drop for StreamSlot {
     fn drop(&mut self) {
         let mut users = self.hub.users();
@@ -178,6 +245,87 @@ mod tests {
         assert_eq!(alices.wait().await, Wake::Changed);
         let quiet = tokio::time::timeout(Duration::from_millis(50), bobs.wait()).await;
         assert!(quiet.is_err(), "bob's stream woke for alice's change");
+    }
+
+    #[tokio::test]
+    async fn all_changed_wakes_every_users_streams() {
+        let hub = StreamHub::new();
+        let mut alices = hub.open(UserId::generate()).unwrap();
+        let mut bobs = hub.open(UserId::generate()).unwrap();
+        hub.all_changed();
+        assert_eq!(alices.wait().await, Wake::Changed);
+        assert_eq!(bobs.wait().await, Wake::Changed);
+    }
+
+    fn page_to(next: u64) -> ChangePage {
+        ChangePage {
+            changes: Vec::new(),
+            positions: Vec::new(),
+            next: FeedPosition::at(next),
+            has_more: false,
+        }
+    }
+
+    /// A read that counts itself and answers a page ending at `next`.
+    async fn counted(reads: &std::sync::atomic::AtomicU32, next: u64) -> Result<ChangePage, ()> {
+        reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(page_to(next))
+    }
+
+    #[tokio::test]
+    async fn streams_woken_by_one_write_share_one_read() {
+        let hub = StreamHub::new();
+        let user = UserId::generate();
+        let (mut first, mut second) = (hub.open(user).unwrap(), hub.open(user).unwrap());
+        let reads = std::sync::atomic::AtomicU32::new(0);
+        let from = FeedPosition::at(1);
+        hub.changed(user);
+        assert_eq!(first.wait().await, Wake::Changed);
+        assert_eq!(second.wait().await, Wake::Changed);
+        let a = first.read_shared(from, counted(&reads, 2)).await.unwrap();
+        let b = second.read_shared(from, counted(&reads, 2)).await.unwrap();
+        assert_eq!((a.next, b.next), (FeedPosition::at(2), FeedPosition::at(2)));
+        assert_eq!(reads.into_inner(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_write_after_the_shared_read_began_is_read_again() {
+        let hub = StreamHub::new();
+        let user = UserId::generate();
+        let (mut first, mut second) = (hub.open(user).unwrap(), hub.open(user).unwrap());
+        let reads = std::sync::atomic::AtomicU32::new(0);
+        let from = FeedPosition::at(1);
+        hub.changed(user);
+        assert_eq!(first.wait().await, Wake::Changed);
+        first.read_shared(from, counted(&reads, 2)).await.unwrap();
+        // A second write commits after the first stream read: the second
+        // stream, whichever ring woke it, must not take the older page.
+        hub.changed(user);
+        assert_eq!(second.wait().await, Wake::Changed);
+        let page = second.read_shared(from, counted(&reads, 3)).await.unwrap();
+        assert_eq!(page.next, FeedPosition::at(3));
+        assert_eq!(reads.into_inner(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_stream_elsewhere_in_the_feed_reads_for_itself() {
+        let hub = StreamHub::new();
+        let user = UserId::generate();
+        let (mut first, mut second) = (hub.open(user).unwrap(), hub.open(user).unwrap());
+        let reads = std::sync::atomic::AtomicU32::new(0);
+        hub.changed(user);
+        assert_eq!(first.wait().await, Wake::Changed);
+        assert_eq!(second.wait().await, Wake::Changed);
+        first
+            .read_shared(FeedPosition::at(5), counted(&reads, 6))
+            .await
+            .unwrap();
+        let page = second
+            .read_shared(FeedPosition::at(1), counted(&reads, 6))
+            .await
+            .unwrap();
+        assert_eq!(page.next, FeedPosition::at(6));
+        assert_eq!(reads.into_inner(), 2);
     }
 
     #[tokio::test]

@@ -13,10 +13,11 @@ use actix_web::http::{KeepAlive, Method, header};
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
+use todo_domain::ports::ChangeNotifier;
 use todo_domain::{AccountService, IdentityService, SystemClock, TaskLimits, TaskService};
 use todo_persistence::{
-    Database, DatabaseSettings, SeaIdempotencyStore, SeaIdentityRepository,
-    SeaSignInFailureRepository, SeaTaskRepository, SeaUserRepository,
+    ChangeListener, Database, DatabaseSettings, PgChangeNotifier, SeaIdempotencyStore,
+    SeaIdentityRepository, SeaSignInFailureRepository, SeaTaskRepository, SeaUserRepository,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -91,6 +92,8 @@ pub struct Application {
     tasks: web::Data<TaskService>,
     changes_retention: Duration,
     streams: StreamHub,
+    /// Listens for as long as the application lives (PostgreSQL only).
+    _change_listener: Option<ChangeListener>,
 }
 
 impl Application {
@@ -124,9 +127,16 @@ impl Application {
             clock.clone(),
         ));
         spawn_sign_in_failure_clean_up(&accounts, settings.sign_in_limit.window);
-        // Every committed write wakes the writer's live streams on this
-        // instance, which then read the feed.
+        // Every committed write wakes its owner's live streams, which then
+        // read the feed. On PostgreSQL the news goes through the database,
+        // so streams on every instance wake, this one's included; on SQLite
+        // there is one instance and the news stays in process.
         let streams = StreamHub::new();
+        let change_listener = ChangeListener::start(&db, Arc::new(streams.clone()));
+        let notifier: Arc<dyn ChangeNotifier> = match change_listener {
+            Some(_) => Arc::new(PgChangeNotifier::start(db.clone())),
+            None => Arc::new(streams.clone()),
+        };
         let tasks = web::Data::new(
             TaskService::new(
                 Arc::new(SeaTaskRepository::new(db.clone())),
@@ -136,7 +146,7 @@ impl Application {
                     max_tasks_per_user: settings.max_tasks_per_user,
                 },
             )
-            .with_notifier(Arc::new(streams.clone())),
+            .with_notifier(notifier),
         );
         let keys = Arc::new(TokenKeys::new(
             &settings.jwt_secret,
@@ -251,6 +261,7 @@ impl Application {
             tasks,
             changes_retention: settings.changes_retention(),
             streams,
+            _change_listener: change_listener,
         })
     }
 

@@ -315,6 +315,11 @@ pub trait SignInFailureRepository: Send + Sync {
 pub trait ChangeNotifier: Send + Sync {
     /// `owner`'s tasks changed.
     fn changed(&self, owner: UserId);
+
+    /// Any user's tasks may have changed: the news of some writes was lost
+    /// (the connection that carries it between instances dropped), so
+    /// everyone waiting reads the feed again.
+    fn all_changed(&self);
 }
 
 /// A notifier that tells no one: for a service nobody listens to.
@@ -323,4 +328,6 @@ pub struct NoNotifier;
 
 impl ChangeNotifier for NoNotifier {
     fn changed(&self, _owner: UserId) {}
+
+    fn all_changed(&self) {}
 }

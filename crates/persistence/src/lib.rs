@@ -10,6 +10,7 @@
 //! values here, and database failures become `DomainError`s in a single
 //! place.
 
+mod change_channel;
 mod connection;
 mod conversions;
 mod database;
@@ -27,6 +28,7 @@ mod user_repository;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+pub use change_channel::{CHANGES_CHANNEL, ChangeListener, PgChangeNotifier};
 pub use connection::{
     Backend, ConnectError, DatabaseSettings, backend_of, connect, is_ready, migrate,
 };

@@ -2,8 +2,8 @@ use async_trait::async_trait;
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::extension::postgres::PgExpr;
 use sea_orm::sea_query::{
-    Alias, Asterisk, Expr, ExprTrait, Func, LikeExpr, NullOrdering, OnConflict, Order, Query,
-    SelectStatement, UnionType,
+    Alias, Asterisk, Expr, ExprTrait, Func, JoinType, LikeExpr, NullOrdering, OnConflict, Order,
+    Query, SelectStatement, UnionType,
 };
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
@@ -621,6 +621,10 @@ const CHANGE_POSITION: &str = "change_position";
 const CHANGE_OP: &str = "change_op";
 const OP_UPSERT: i16 = 0;
 const OP_DELETE: i16 = 1;
+/// The columns it adds to every row: where the user's feed stands and its
+/// floor, read in the same snapshot as the changes.
+const FEED_HEAD: &str = "feed_head";
+const FEED_FLOOR: &str = "feed_floor";
 
 /// A position beyond `i64` is in no row; a stored negative one is a bug.
 #[derive(Debug, thiserror::Error)]
@@ -643,7 +647,17 @@ fn read_position(position: i64) -> Result<u64, DomainError> {
 /// with its own LIMIT, so the cost follows the page, not the history; one
 /// statement, so on PostgreSQL it reads one snapshot, in which the
 /// positions seen are a prefix of those handed out (see the migration).
-fn feed_query(owner: UserId, tasks_after: i64, deletes_after: i64, fetch: u64) -> SelectStatement {
+/// The changes after a position, oldest first, each row carrying the
+/// user's head and floor, read in the same snapshot; with no change, one
+/// row of only those two (no row at all for an unknown user). Without
+/// `deletes_after` (a walk from the start) no deletion is read: in one
+/// snapshot no tombstone stands above the head, where such a walk begins.
+fn feed_query(
+    owner: UserId,
+    tasks_after: i64,
+    deletes_after: Option<i64>,
+    fetch: u64,
+) -> SelectStatement {
     let upserts = Query::select()
         .expr_as(Expr::col(task_changes::Column::Id), CHANGE_ID)
         .expr_as(Expr::col(task_changes::Column::ChangeSeq), CHANGE_POSITION)
@@ -654,44 +668,65 @@ fn feed_query(owner: UserId, tasks_after: i64, deletes_after: i64, fetch: u64) -
         .order_by(task_changes::Column::ChangeSeq, Order::Asc)
         .limit(fetch)
         .to_owned();
-    let deletes = Query::select()
-        .expr_as(Expr::col(task_tombstones::Column::TaskId), CHANGE_ID)
-        .expr_as(
-            Expr::col(task_tombstones::Column::ChangeSeq),
-            CHANGE_POSITION,
-        )
-        .expr_as(Expr::val(OP_DELETE), CHANGE_OP)
-        .from(task_tombstones::Entity)
-        .and_where(task_tombstones::Column::UserId.eq(owner.as_uuid()))
-        .and_where(task_tombstones::Column::ChangeSeq.gt(deletes_after))
-        .order_by(task_tombstones::Column::ChangeSeq, Order::Asc)
-        .limit(fetch)
-        .to_owned();
     // Each side sits in a subquery of its own: a branch of a UNION takes
     // ORDER BY and LIMIT only there.
-    let both = Query::select()
+    let mut both = Query::select()
         .column(Asterisk)
         .from_subquery(upserts, Alias::new("upserts"))
-        .union(
+        .to_owned();
+    if let Some(deletes_after) = deletes_after {
+        let deletes = Query::select()
+            .expr_as(Expr::col(task_tombstones::Column::TaskId), CHANGE_ID)
+            .expr_as(
+                Expr::col(task_tombstones::Column::ChangeSeq),
+                CHANGE_POSITION,
+            )
+            .expr_as(Expr::val(OP_DELETE), CHANGE_OP)
+            .from(task_tombstones::Entity)
+            .and_where(task_tombstones::Column::UserId.eq(owner.as_uuid()))
+            .and_where(task_tombstones::Column::ChangeSeq.gt(deletes_after))
+            .order_by(task_tombstones::Column::ChangeSeq, Order::Asc)
+            .limit(fetch)
+            .to_owned();
+        both.union(
             UnionType::All,
             Query::select()
                 .column(Asterisk)
                 .from_subquery(deletes, Alias::new("deletes"))
                 .to_owned(),
-        )
-        .to_owned();
+        );
+    }
     let changes = Alias::new("changes");
     Query::select()
+        .expr_as(
+            Expr::col((
+                user_change_heads::Entity,
+                user_change_heads::Column::ChangeSeq,
+            )),
+            FEED_HEAD,
+        )
+        .expr_as(
+            Expr::col((
+                user_change_heads::Entity,
+                user_change_heads::Column::ChangesFloor,
+            )),
+            FEED_FLOOR,
+        )
         .column((changes.clone(), Alias::new(CHANGE_ID)))
         .column((changes.clone(), Alias::new(CHANGE_POSITION)))
         .column((changes.clone(), Alias::new(CHANGE_OP)))
         .column((tasks::Entity, Asterisk))
-        .from_subquery(both, changes.clone())
+        .from(user_change_heads::Entity)
+        .join_subquery(JoinType::LeftJoin, both, changes.clone(), Expr::val(true))
         .left_join(
             tasks::Entity,
             Expr::col((tasks::Entity, tasks::Column::Id))
                 .equals((changes.clone(), Alias::new(CHANGE_ID)))
                 .and(Expr::col((changes.clone(), Alias::new(CHANGE_OP))).eq(OP_UPSERT)),
+        )
+        .and_where(
+            Expr::col((user_change_heads::Entity, user_change_heads::Column::Id))
+                .eq(owner.as_uuid()),
         )
         .order_by((changes, Alias::new(CHANGE_POSITION)), Order::Asc)
         .limit(fetch)
@@ -700,10 +735,14 @@ fn feed_query(owner: UserId, tasks_after: i64, deletes_after: i64, fetch: u64) -
 
 /// One row of the feed's statement as a change.
 fn read_change(row: &sea_orm::QueryResult) -> Result<Option<PositionedChange>, DomainError> {
-    let position = read_position(
-        row.try_get::<i64>("", CHANGE_POSITION)
-            .map_err(domain_error)?,
-    )?;
+    // The row of a read that found no change carries only the feed state.
+    let Some(position) = row
+        .try_get::<Option<i64>>("", CHANGE_POSITION)
+        .map_err(domain_error)?
+    else {
+        return Ok(None);
+    };
+    let position = read_position(position)?;
     let op = row.try_get::<i16>("", CHANGE_OP).map_err(domain_error)?;
     let change = if op == OP_DELETE {
         let id = row.try_get::<Uuid>("", CHANGE_ID).map_err(domain_error)?;
@@ -1100,27 +1139,14 @@ impl TaskRepository for SeaTaskRepository {
         since: Option<FeedPosition>,
         fetch: u32,
     ) -> Result<ChangeSlice, DomainError> {
-        // The head first: a change that commits after this read has a
-        // higher position, so a page that ends at the head misses none.
-        let head = user_change_heads::Entity::find_by_id(owner.as_uuid())
-            .one(&self.db)
-            .await
-            .map_err(domain_error)?;
-        let (head, floor) = match head {
-            Some(row) => (
-                read_position(row.change_seq)?,
-                read_position(row.changes_floor)?,
-            ),
-            None => (0, 0),
-        };
-        let from = since.unwrap_or(FeedPosition {
-            tasks_after: 0,
-            deletes_after: head,
-        });
+        // One statement: the changes and, on every row, the head and floor,
+        // all in one snapshot, so a page that ends at the head misses none.
         let statement = feed_query(
             owner,
-            stored_position(from.tasks_after)?,
-            stored_position(from.deletes_after)?,
+            stored_position(since.map_or(0, |from| from.tasks_after))?,
+            since
+                .map(|from| stored_position(from.deletes_after))
+                .transpose()?,
             u64::from(fetch),
         );
         let rows = self
@@ -1128,6 +1154,13 @@ impl TaskRepository for SeaTaskRepository {
             .query_all_raw(self.db.get_database_backend().build(&statement))
             .await
             .map_err(domain_error)?;
+        let Some(first) = rows.first() else {
+            return Ok(ChangeSlice {
+                head: 0,
+                floor: 0,
+                changes: Vec::new(),
+            });
+        };
         let mut changes = Vec::with_capacity(rows.len());
         for row in &rows {
             if let Some(change) = read_change(row)? {
@@ -1135,8 +1168,8 @@ impl TaskRepository for SeaTaskRepository {
             }
         }
         Ok(ChangeSlice {
-            head,
-            floor,
+            head: read_position(first.try_get("", FEED_HEAD).map_err(domain_error)?)?,
+            floor: read_position(first.try_get("", FEED_FLOOR).map_err(domain_error)?)?,
             changes,
         })
     }

@@ -11,7 +11,7 @@ use actix_web::http::header::HeaderName;
 use actix_web::{HttpRequest, HttpResponse, Responder, web};
 use actix_web_lab::sse;
 use futures_util::StreamExt;
-use todo_domain::{Change, ChangePage, FeedPosition, TaskService, UserId};
+use todo_domain::{Change, ChangePage, DomainError, FeedPosition, TaskService, UserId};
 
 use crate::auth::AuthenticatedUser;
 use crate::connection_watch::InProgress;
@@ -26,6 +26,12 @@ use crate::openapi::responses::{
 
 /// The header a reconnecting client names its last event with.
 pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// How many times a stream tries to read the feed while the database is
+/// unavailable, [`READ_RETRY_PAUSE`] apart: long enough to ride out a
+/// database restart.
+const READ_ATTEMPTS: u32 = 20;
+const READ_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// How often an open stream carries a comment at the least.
 #[derive(Debug, Clone, Copy)]
@@ -167,11 +173,34 @@ impl Reader {
                     () = &mut self.expiry => return None,
                 }
             }
-            match self.tasks.changes(self.user, Some(self.position)).await {
-                Ok(page) => self.take(page),
+            let page = self.read().await?;
+            self.take(page);
+        }
+    }
+
+    /// The feed after the stream's position. A database that is away for a
+    /// moment (a restart, a failover) is given [`READ_ATTEMPTS`] tries to
+    /// come back before the stream ends; `None` ends it, and the client
+    /// then reconnects with its last id and misses nothing (an expired
+    /// cursor is answered 410).
+    async fn read(&mut self) -> Option<ChangePage> {
+        let mut attempts = 1;
+        loop {
+            let read = self.tasks.changes(self.user, Some(self.position));
+            match self.slot.read_shared(self.position, read).await {
+                Ok(page) => return Some(page),
+                Err(DomainError::Unavailable(error)) if attempts < READ_ATTEMPTS => {
+                    tracing::warn!(%error, attempts, "an event stream could not read the feed; retrying");
+                    attempts += 1;
+                    tokio::select! {
+                        () = tokio::time::sleep(READ_RETRY_PAUSE) => {}
+                        wake = self.slot.wait() => if wake == Wake::Stopping {
+                            return None;
+                        },
+                        () = &mut self.expiry => return None,
+                    }
+                }
                 Err(error) => {
-                    // The client reconnects with its last id and misses
-                    // nothing; an expired cursor is then answered 410.
                     tracing::warn!(%error, "an event stream could not read the feed and ends");
                     return None;
                 }

@@ -9,8 +9,11 @@ use serde_json::{Value, json};
 use todo_persistence::testing::TestDatabase;
 use tokio::sync::mpsc;
 
-use crate::helpers::{TestUser, assert_error, spawn_app, spawn_app_with};
-use crate::server_process::ServerProcess;
+use todo_persistence::Backend;
+
+use crate::db_probe::DbProbe;
+use crate::helpers::{TestApp, TestUser, assert_error, spawn_app, spawn_app_with};
+use crate::server_process::{ServerProcess, report};
 
 /// What the stream carried: an event or a comment line.
 #[derive(Debug, Clone, PartialEq)]
@@ -466,4 +469,176 @@ async fn only_get_is_served_and_events_is_no_task_id() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(allowed.contains("last-event-id"), "{allowed}");
+}
+
+// --- Across instances (PostgreSQL) -------------------------------------------
+
+/// A second instance, the real binary, on `app`'s database; `None` on
+/// SQLite, which serves one instance only.
+async fn second_instance(app: &TestApp) -> Option<ServerProcess> {
+    if app.database.backend() != Backend::Postgres {
+        report("note: streams across instances need PostgreSQL; not run on SQLite");
+        return None;
+    }
+    Some(ServerProcess::start(app.database.url(), &[]).await)
+}
+
+/// Each instance's writes reach the other's streams within a second, and
+/// only their owner's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_one_instance_reaches_streams_on_another_within_a_second() {
+    let app = spawn_app().await;
+    let Some(other) = second_instance(&app).await else {
+        return;
+    };
+    let user = TestUser::signed_up(&app).await;
+    let stranger = TestUser::signed_up(&app).await;
+    let mut there = open(&other.base, &user.token, "", None).await;
+    let mut here = open(&app.address, &user.token, "", None).await;
+
+    app.created_task(&stranger.token, "someone else's").await;
+    let started = Instant::now();
+    let task = app.created_task(&user.token, "made here").await;
+    let (_, event, data) = there.next_event(WITHIN).await;
+    let delay = started.elapsed();
+    assert_eq!(event, "upsert");
+    assert_eq!(data, json!({"op": "upsert", "task": task}));
+    assert_eq!(here.next_event(WITHIN).await.2, data);
+    report(&format!(
+        "a create reached the other instance's stream after {delay:?}"
+    ));
+
+    let id = task["id"].as_str().unwrap();
+    let deleted = reqwest::Client::new()
+        .delete(other.url(&format!("/api/tasks/{id}")))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    for stream in [&mut here, &mut there] {
+        let (_, event, data) = stream.next_event(WITHIN).await;
+        assert_eq!(
+            (event.as_str(), data),
+            ("delete", json!({"op": "delete", "id": id}))
+        );
+        stream.assert_quiet(Duration::from_millis(300)).await;
+    }
+}
+
+/// Every listening connection on the database killed by the server, and
+/// writes made at once, while the listeners are gone: the streams stay
+/// open and receive every change, in order, once the listeners are back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_listening_connections_lose_no_change() {
+    let app = spawn_app().await;
+    let Some(other) = second_instance(&app).await else {
+        return;
+    };
+    let user = TestUser::signed_up(&app).await;
+    let mut stream = open(&other.base, &user.token, "", None).await;
+    let probe = DbProbe::connect(app.database.url()).await;
+    const LISTENERS: &str = "FROM pg_stat_activity \
+        WHERE datname = current_database() AND query LIKE 'LISTEN%'";
+    // Each instance starts listening in the background as it starts.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while probe
+        .rows(&format!("SELECT pid::text {LISTENERS}"), 1)
+        .await
+        .len()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the instances do not both listen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let killed = probe
+        .rows(
+            &format!("SELECT pg_terminate_backend(pid)::text {LISTENERS}"),
+            1,
+        )
+        .await;
+    assert_eq!(killed.len(), 2, "one listener per instance: {killed:?}");
+
+    let mut made = Vec::new();
+    for title in ["during 1", "during 2", "during 3"] {
+        made.push(app.created_task(&user.token, title).await);
+    }
+    for task in &made {
+        let (_, event, data) = stream.next_event(Duration::from_secs(5)).await;
+        assert_eq!((event.as_str(), &data["task"]), ("upsert", task));
+    }
+    // And news flows again as before.
+    let after = app.created_task(&user.token, "after").await;
+    assert_eq!(stream.next_event(WITHIN).await.2["task"], after);
+}
+
+/// The PostgreSQL server restarted under two instances with a stream open:
+/// the stream stays open, and every change acknowledged after the restart
+/// reaches it. A restart stops every other test's database too, so this
+/// runs only when `POSTGRES_RESTART_COMMAND` is set, which `.ci/run` does
+/// in a step of its own after the suite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_resumes_after_a_postgres_restart_and_misses_no_change() {
+    let Some(restart) = std::env::var_os("POSTGRES_RESTART_COMMAND") else {
+        report("note: the PostgreSQL restart test runs only with POSTGRES_RESTART_COMMAND set");
+        return;
+    };
+    let app = spawn_app().await;
+    let Some(other) = second_instance(&app).await else {
+        return;
+    };
+    let user = TestUser::signed_up(&app).await;
+    let mut stream = open(&other.base, &user.token, "", None).await;
+    let before = app.created_task(&user.token, "before the restart").await;
+    assert_eq!(stream.next_event(WITHIN).await.2["task"], before);
+
+    let started = Instant::now();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&restart)
+        .status()
+        .expect("the restart command runs");
+    assert!(status.success(), "the restart command failed: {status}");
+    report(&format!("PostgreSQL restarted in {:?}", started.elapsed()));
+
+    // The first writes may meet connections the restart closed (503): a
+    // client retries those. Every write that was acknowledged must arrive.
+    let (mut acknowledged, mut refused) = (Vec::new(), 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acknowledged.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no write succeeded after the restart"
+        );
+        let response = app
+            .client
+            .post(app.url("/api/tasks"))
+            .bearer_auth(&user.token)
+            .json(&json!({"title": format!("after {}", acknowledged.len())}))
+            .send()
+            .await
+            .unwrap();
+        match response.status() {
+            StatusCode::CREATED => acknowledged.push(response.json::<Value>().await.unwrap()),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("a write after the restart answered {other}"),
+        }
+    }
+    let resumed = Instant::now();
+    for task in &acknowledged {
+        let (_, event, data) = stream.next_event(Duration::from_secs(15)).await;
+        assert_eq!((event.as_str(), &data["task"]), ("upsert", task));
+    }
+    report(&format!(
+        "after the restart ({refused} writes answered 503 first) the open stream carried all \
+         {} acknowledged writes, the last {:?} after it was acknowledged",
+        acknowledged.len(),
+        resumed.elapsed()
+    ));
 }
