@@ -233,6 +233,7 @@ impl Drop for StreamSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
     #[tokio::test]
@@ -267,21 +268,27 @@ mod tests {
     }
 
     /// A read that counts itself and answers a page ending at `next`.
-    async fn counted(reads: &std::sync::atomic::AtomicU32, next: u64) -> Result<ChangePage, ()> {
-        reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    async fn counted(reads: &AtomicU32, next: u64) -> Result<ChangePage, ()> {
+        reads.fetch_add(1, Ordering::SeqCst);
         Ok(page_to(next))
+    }
+
+    /// A hub with two streams of one user, both woken by one write.
+    async fn two_woken_streams() -> (StreamHub, UserId, StreamSlot, StreamSlot) {
+        let hub = StreamHub::new();
+        let user = UserId::generate();
+        let (mut first, mut second) = (hub.open(user).unwrap(), hub.open(user).unwrap());
+        hub.changed(user);
+        assert_eq!(first.wait().await, Wake::Changed);
+        assert_eq!(second.wait().await, Wake::Changed);
+        (hub, user, first, second)
     }
 
     #[tokio::test]
     async fn streams_woken_by_one_write_share_one_read() {
-        let hub = StreamHub::new();
-        let user = UserId::generate();
-        let (mut first, mut second) = (hub.open(user).unwrap(), hub.open(user).unwrap());
-        let reads = std::sync::atomic::AtomicU32::new(0);
+        let (_hub, _user, first, second) = two_woken_streams().await;
+        let reads = AtomicU32::new(0);
         let from = FeedPosition::at(1);
-        hub.changed(user);
-        assert_eq!(first.wait().await, Wake::Changed);
-        assert_eq!(second.wait().await, Wake::Changed);
         let a = first.read_shared(from, counted(&reads, 2)).await.unwrap();
         let b = second.read_shared(from, counted(&reads, 2)).await.unwrap();
         assert_eq!((a.next, b.next), (FeedPosition::at(2), FeedPosition::at(2)));
@@ -290,13 +297,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_after_the_shared_read_began_is_read_again() {
-        let hub = StreamHub::new();
-        let user = UserId::generate();
-        let (mut first, mut second) = (hub.open(user).unwrap(), hub.open(user).unwrap());
-        let reads = std::sync::atomic::AtomicU32::new(0);
+        let (hub, user, first, mut second) = two_woken_streams().await;
+        let reads = AtomicU32::new(0);
         let from = FeedPosition::at(1);
-        hub.changed(user);
-        assert_eq!(first.wait().await, Wake::Changed);
         first.read_shared(from, counted(&reads, 2)).await.unwrap();
         // A second write commits after the first stream read: the second
         // stream, whichever ring woke it, must not take the older page.
@@ -309,13 +312,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_elsewhere_in_the_feed_reads_for_itself() {
-        let hub = StreamHub::new();
-        let user = UserId::generate();
-        let (mut first, mut second) = (hub.open(user).unwrap(), hub.open(user).unwrap());
-        let reads = std::sync::atomic::AtomicU32::new(0);
-        hub.changed(user);
-        assert_eq!(first.wait().await, Wake::Changed);
-        assert_eq!(second.wait().await, Wake::Changed);
+        let (_hub, _user, first, second) = two_woken_streams().await;
+        let reads = AtomicU32::new(0);
         first
             .read_shared(FeedPosition::at(5), counted(&reads, 6))
             .await
