@@ -165,16 +165,28 @@ impl Reader {
             if let Some(event) = self.pending.pop_front() {
                 return Some((event, self));
             }
-            if !self.read_more {
-                tokio::select! {
-                    wake = self.slot.wait() => if wake == Wake::Stopping {
-                        return None;
-                    },
-                    () = &mut self.expiry => return None,
-                }
+            if !self.read_more && !self.wait(None).await {
+                return None;
             }
             let page = self.read().await?;
             self.take(page);
+        }
+    }
+
+    /// Waits until the user's tasks change, or `at_most` has passed when
+    /// given. `false` when the stream must end instead: the server is
+    /// stopping or the token expired.
+    async fn wait(&mut self, at_most: Option<Duration>) -> bool {
+        let pause = async {
+            match at_most {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            wake = self.slot.wait() => wake == Wake::Changed,
+            () = &mut self.expiry => false,
+            () = pause => true,
         }
     }
 
@@ -192,12 +204,8 @@ impl Reader {
                 Err(DomainError::Unavailable(error)) if attempts < READ_ATTEMPTS => {
                     tracing::warn!(%error, attempts, "an event stream could not read the feed; retrying");
                     attempts += 1;
-                    tokio::select! {
-                        () = tokio::time::sleep(READ_RETRY_PAUSE) => {}
-                        wake = self.slot.wait() => if wake == Wake::Stopping {
-                            return None;
-                        },
-                        () = &mut self.expiry => return None,
+                    if !self.wait(Some(READ_RETRY_PAUSE)).await {
+                        return None;
                     }
                 }
                 Err(error) => {

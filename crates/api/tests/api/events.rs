@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use todo_persistence::Backend;
 
 use crate::db_probe::DbProbe;
-use crate::helpers::{TestApp, TestUser, assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, TestUser, allowed_headers, assert_error, spawn_app, spawn_app_with};
 use crate::server_process::{ServerProcess, report};
 
 /// What the stream carried: an event or a comment line.
@@ -396,16 +396,7 @@ async fn sigterm_with_an_open_stream_exits_long_before_the_shutdown_timeout() {
     let database = TestDatabase::preferred().await;
     let mut server =
         ServerProcess::start(database.url(), &[("SHUTDOWN_TIMEOUT_SECONDS", "30")]).await;
-    let signed_up: Value = reqwest::Client::new()
-        .post(server.url("/api/auth/signup"))
-        .json(&json!({"email": "stream@example.io", "password": crate::helpers::PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = signed_up["access_token"].as_str().unwrap().to_owned();
+    let token = server.sign_up("stream@example.io").await;
     let stream = open(&server.base, &token, "", None).await;
 
     let signalled = Instant::now();
@@ -452,22 +443,16 @@ async fn only_get_is_served_and_events_is_no_task_id() {
         &[("CORS_ALLOWED_ORIGINS", "http://front.example")],
     )
     .await;
-    let response = reqwest::Client::new()
-        .request(reqwest::Method::OPTIONS, app.url("/api/tasks/events"))
-        .header("Origin", "http://front.example")
-        .header("Access-Control-Request-Method", "GET")
-        .header(
-            "Access-Control-Request-Headers",
+    let response = app
+        .preflight(
+            "http://front.example",
+            "GET",
+            "/api/tasks/events",
             "authorization, last-event-id",
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert!(response.status().is_success());
-    let allowed = response.headers()["access-control-allow-headers"]
-        .to_str()
-        .unwrap()
-        .to_ascii_lowercase();
+    let allowed = allowed_headers(&response);
     assert!(allowed.contains("last-event-id"), "{allowed}");
 }
 

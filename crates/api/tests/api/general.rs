@@ -5,7 +5,7 @@ use futures_util::stream;
 use reqwest::{Body, Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestUser, assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{TestUser, allowed_headers, assert_error, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn an_unknown_path_is_not_found() {
@@ -323,23 +323,11 @@ async fn cors_headers_are_on_every_response_to_an_allowed_origin() {
     let origin = "https://app.example";
 
     let preflight = app
-        .client
-        .request(Method::OPTIONS, app.url("/api/tasks"))
-        .header("origin", origin)
-        .header("access-control-request-method", "POST")
-        .header(
-            "access-control-request-headers",
-            "authorization, content-type",
-        )
-        .send()
-        .await
-        .unwrap();
+        .preflight(origin, "POST", "/api/tasks", "authorization, content-type")
+        .await;
     assert!(preflight.status().is_success(), "{}", preflight.status());
     assert_eq!(preflight.headers()["access-control-allow-origin"], origin);
-    let allowed = preflight.headers()["access-control-allow-headers"]
-        .to_str()
-        .unwrap()
-        .to_lowercase();
+    let allowed = allowed_headers(&preflight);
     assert!(
         allowed.contains("authorization") && allowed.contains("content-type"),
         "{allowed}"
@@ -417,23 +405,14 @@ async fn cors_lets_a_browser_send_and_read_the_v2_headers() {
         ("GET", "/api/tasks"),
     ] {
         let preflight = app
-            .client
-            .request(Method::OPTIONS, app.url(target))
-            .header("origin", origin)
-            .header("access-control-request-method", method)
-            .header("access-control-request-headers", sent.join(", "))
-            .send()
-            .await
-            .unwrap();
+            .preflight(origin, method, target, &sent.join(", "))
+            .await;
         assert!(
             preflight.status().is_success(),
             "{method}: {}",
             preflight.status()
         );
-        let allowed = preflight.headers()["access-control-allow-headers"]
-            .to_str()
-            .unwrap()
-            .to_lowercase();
+        let allowed = allowed_headers(&preflight);
         for header in sent {
             assert!(
                 allowed.contains(header),

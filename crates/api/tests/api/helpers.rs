@@ -73,6 +73,25 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// A browser's CORS pre-flight from `origin`, for a `method` request to
+    /// `path` that would send `headers` (comma-separated).
+    pub async fn preflight(
+        &self,
+        origin: &str,
+        method: &str,
+        path: &str,
+        headers: &str,
+    ) -> Response {
+        self.client
+            .request(Method::OPTIONS, self.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", headers)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn sign_up(&self, email: &str, password: &str) -> Response {
         self.client
             .post(self.url("/api/auth/signup"))
@@ -266,6 +285,14 @@ impl TestUser {
             token: body["access_token"].as_str().expect("token").to_owned(),
         }
     }
+}
+
+/// The request headers a pre-flight answer allows, lower-cased.
+pub fn allowed_headers(preflight: &Response) -> String {
+    preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase()
 }
 
 /// Asserts an error response: status, `code`, and the JSON content type.

@@ -4,7 +4,7 @@
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::TEST_SECRET;
+use crate::helpers::{PASSWORD, TEST_SECRET};
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -61,6 +61,20 @@ impl ServerProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// Signs `email` up on this server and returns its access token.
+    pub async fn sign_up(&self, email: &str) -> String {
+        let signed_up: serde_json::Value = reqwest::Client::new()
+            .post(self.url("/api/auth/signup"))
+            .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        signed_up["access_token"].as_str().unwrap().to_owned()
     }
 
     pub async fn wait_until_up(&self) {

@@ -13,7 +13,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::db_probe::DbProbe;
-use crate::helpers::PASSWORD;
 use crate::server_process::{ServerProcess, report};
 
 const IN_FLIGHT: usize = 100;
@@ -84,16 +83,7 @@ async fn sigterm_drains_100_in_flight_requests_refuses_new_ones_and_exits_0_in_t
     )
     .await;
     let client = reqwest::Client::new();
-    let signed_up: Value = client
-        .post(server.url("/api/auth/signup"))
-        .json(&json!({"email": "drain@example.io", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = signed_up["access_token"].as_str().unwrap().to_owned();
+    let token = server.sign_up("drain@example.io").await;
 
     let bodies: Vec<String> = (0..IN_FLIGHT)
         .map(|n| json!({"title": format!("in flight {n:03}")}).to_string())

@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use todo_persistence::testing::TestDatabase;
 
-use crate::helpers::{PASSWORD, TEST_SECRET, spawn_app, spawn_app_with};
+use crate::helpers::{PASSWORD, TEST_SECRET, allowed_headers, spawn_app, spawn_app_with};
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -87,22 +87,10 @@ async fn browsers_may_send_and_read_the_request_id() {
     )
     .await;
     let preflight = app
-        .client
-        .request(Method::OPTIONS, app.url("/api/tasks"))
-        .header("origin", origin)
-        .header("access-control-request-method", "GET")
-        .header(
-            "access-control-request-headers",
-            "authorization, x-request-id",
-        )
-        .send()
-        .await
-        .unwrap();
+        .preflight(origin, "GET", "/api/tasks", "authorization, x-request-id")
+        .await;
     assert!(preflight.status().is_success());
-    let allowed = preflight.headers()["access-control-allow-headers"]
-        .to_str()
-        .unwrap()
-        .to_lowercase();
+    let allowed = allowed_headers(&preflight);
     assert!(allowed.contains(REQUEST_ID), "{allowed}");
 
     let response = app
