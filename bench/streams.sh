@@ -3,7 +3,7 @@
 # instance while `mixed` runs against it. See docs/performance.md, "Issue
 # 14: live streams", for the method.
 #
-#   bench/streams.sh                    the full run (about 6 minutes after the build)
+#   bench/streams.sh                    the full run (about 9.5 minutes after the build)
 #   SAME_INSTANCE=1 bench/streams.sh    writes and streams on one instance
 #   BINARY=/tmp/todo-api bench/streams.sh  a given build instead of this checkout's
 #   MIXED_ON=own-users bench/streams.sh   `mixed` on users without streams
@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 STREAM_USERS="${STREAM_USERS:-200}"       # users with streams open
 STREAMS_PER_USER="${STREAMS_PER_USER:-5}" # the contract's most per user and instance
 TASKS="${TASKS:-20}"                      # tasks per user that `mixed` works on
-ROUNDS="${ROUNDS:-3}"                     # rounds of without, with, with, without
+ROUNDS="${ROUNDS:-5}"                     # rounds of without, with, with, without
 export WINDOW="${WINDOW:-20}"             # seconds per `mixed` window
 SAME_INSTANCE="${SAME_INSTANCE:-0}"
 MIXED_USERS="${MIXED_USERS:-100}"        # users whose tasks `mixed` works on
