@@ -9,6 +9,9 @@ THREADS="${THREADS:-2}"
 PORT="${BENCH_PORT:-18181}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/todo-api-target}"
 export PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
+# Plain TCP for pgbench and psql as for the server (whose URL says so):
+# libpq's default would take the TLS this machine's PostgreSQL offers.
+export PGSSLMODE=disable
 SECRET="bench-secret-bench-secret-bench-secret-0123"
 ISSUER="todo-api"
 SMALL_DB="todo_bench_small"
