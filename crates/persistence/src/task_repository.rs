@@ -641,33 +641,34 @@ fn read_position(position: i64) -> Result<u64, DomainError> {
 
 /// The feed's statement: up to `fetch` changes of `owner` in position
 /// order, the tasks whose latest change is after `tasks_after` and the
-/// deletions after `deletes_after`, each task row joined to its change.
+/// deletions after `deletes_after`, each task row joined to its change and
+/// carrying the user's head and floor; with no change, one row of only
+/// those two (no row at all for an unknown user). Without `deletes_after`
+/// (a walk from the start) no deletion is read: in one snapshot no
+/// tombstone stands above the head, where such a walk begins.
 ///
 /// Each side is its own range scan of its `(user_id, change_seq)` index
 /// with its own LIMIT, so the cost follows the page, not the history; one
 /// statement, so on PostgreSQL it reads one snapshot, in which the
 /// positions seen are a prefix of those handed out (see the migration).
-/// The changes after a position, oldest first, each row carrying the
-/// user's head and floor, read in the same snapshot; with no change, one
-/// row of only those two (no row at all for an unknown user). Without
-/// `deletes_after` (a walk from the start) no deletion is read: in one
-/// snapshot no tombstone stands above the head, where such a walk begins.
 fn feed_query(
     owner: UserId,
     tasks_after: i64,
     deletes_after: Option<i64>,
     fetch: u64,
 ) -> SelectStatement {
-    let upserts = Query::select()
-        .expr_as(Expr::col(task_changes::Column::Id), CHANGE_ID)
-        .expr_as(Expr::col(task_changes::Column::ChangeSeq), CHANGE_POSITION)
-        .expr_as(Expr::val(OP_UPSERT), CHANGE_OP)
-        .from(task_changes::Entity)
-        .and_where(task_changes::Column::UserId.eq(owner.as_uuid()))
-        .and_where(task_changes::Column::ChangeSeq.gt(tasks_after))
-        .order_by(task_changes::Column::ChangeSeq, Order::Asc)
-        .limit(fetch)
-        .to_owned();
+    let upserts = changes_after(
+        task_changes::Entity,
+        [
+            task_changes::Column::Id,
+            task_changes::Column::ChangeSeq,
+            task_changes::Column::UserId,
+        ],
+        OP_UPSERT,
+        owner,
+        tasks_after,
+        fetch,
+    );
     // Each side sits in a subquery of its own: a branch of a UNION takes
     // ORDER BY and LIMIT only there.
     let mut both = Query::select()
@@ -675,19 +676,18 @@ fn feed_query(
         .from_subquery(upserts, Alias::new("upserts"))
         .to_owned();
     if let Some(deletes_after) = deletes_after {
-        let deletes = Query::select()
-            .expr_as(Expr::col(task_tombstones::Column::TaskId), CHANGE_ID)
-            .expr_as(
-                Expr::col(task_tombstones::Column::ChangeSeq),
-                CHANGE_POSITION,
-            )
-            .expr_as(Expr::val(OP_DELETE), CHANGE_OP)
-            .from(task_tombstones::Entity)
-            .and_where(task_tombstones::Column::UserId.eq(owner.as_uuid()))
-            .and_where(task_tombstones::Column::ChangeSeq.gt(deletes_after))
-            .order_by(task_tombstones::Column::ChangeSeq, Order::Asc)
-            .limit(fetch)
-            .to_owned();
+        let deletes = changes_after(
+            task_tombstones::Entity,
+            [
+                task_tombstones::Column::TaskId,
+                task_tombstones::Column::ChangeSeq,
+                task_tombstones::Column::UserId,
+            ],
+            OP_DELETE,
+            owner,
+            deletes_after,
+            fetch,
+        );
         both.union(
             UnionType::All,
             Query::select()
@@ -729,6 +729,29 @@ fn feed_query(
                 .eq(owner.as_uuid()),
         )
         .order_by((changes, Alias::new(CHANGE_POSITION)), Order::Asc)
+        .limit(fetch)
+        .to_owned()
+}
+
+/// One side of the feed: `owner`'s rows of `table` whose position is
+/// after `after`, oldest first, at most `fetch`, as (task id, position,
+/// `op`). `[id, position, user]` are the table's columns for each.
+fn changes_after<C: ColumnTrait>(
+    table: impl EntityTrait,
+    [id, position, user]: [C; 3],
+    op: i16,
+    owner: UserId,
+    after: i64,
+    fetch: u64,
+) -> SelectStatement {
+    Query::select()
+        .expr_as(Expr::col(id), CHANGE_ID)
+        .expr_as(Expr::col(position), CHANGE_POSITION)
+        .expr_as(Expr::val(op), CHANGE_OP)
+        .from(table)
+        .and_where(user.eq(owner.as_uuid()))
+        .and_where(position.gt(after))
+        .order_by(position, Order::Asc)
         .limit(fetch)
         .to_owned()
 }
