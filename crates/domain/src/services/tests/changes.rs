@@ -258,3 +258,80 @@ fn each_change_of_a_page_carries_where_a_reader_stands_after_it() {
         ]
     );
 }
+
+#[tokio::test]
+async fn several_feeds_are_one_read_of_storage_and_each_is_judged_on_its_own() {
+    let (alice, bob) = (UserId::generate(), UserId::generate());
+    let reads = vec![
+        (alice, FeedPosition::at(2)),
+        (bob, FeedPosition::at(1)),
+        (alice, FeedPosition::at(6)),
+    ];
+    let slices = vec![
+        ChangeSlice {
+            head: 7,
+            floor: 0,
+            changes: vec![upsert(3, alice), upsert(7, alice)],
+        },
+        // Bob's position stands below a forgotten deletion.
+        ChangeSlice {
+            head: 9,
+            floor: 4,
+            changes: vec![upsert(9, bob)],
+        },
+        ChangeSlice {
+            head: 7,
+            floor: 0,
+            changes: vec![upsert(7, alice)],
+        },
+    ];
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_changes_since_each()
+        .with(eq(reads.clone()), eq(CHANGES_PAGE_MAX + 1))
+        .times(1)
+        .return_once(move |_, _| Ok(slices));
+    let mut answers = task_service(tasks)
+        .changes_each(&reads)
+        .await
+        .unwrap()
+        .into_iter();
+    let first = answers.next().unwrap().unwrap();
+    assert_eq!(first.changes.len(), 2);
+    assert_eq!(first.next, FeedPosition::at(7));
+    assert!(matches!(
+        answers.next().unwrap(),
+        Err(DomainError::CursorExpired)
+    ));
+    let third = answers.next().unwrap().unwrap();
+    assert_eq!(third.changes.len(), 1);
+    assert_eq!(third.positions, vec![FeedPosition::at(7)]);
+    assert!(answers.next().is_none());
+}
+
+#[tokio::test]
+async fn storage_that_answers_fewer_feeds_than_asked_is_unexpected() {
+    let owner = UserId::generate();
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_changes_since_each()
+        .returning(|_, _| Ok(Vec::new()));
+    let error = task_service(tasks)
+        .changes_each(&[(owner, FeedPosition::at(0))])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, DomainError::Unexpected(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_failed_read_of_several_feeds_fails_them_all() {
+    let mut tasks = MockTaskRepository::new();
+    tasks
+        .expect_changes_since_each()
+        .returning(|_, _| Err(super::storage_down()));
+    let error = task_service(tasks)
+        .changes_each(&[(UserId::generate(), FeedPosition::at(0))])
+        .await
+        .unwrap_err();
+    super::assert_storage_down(&error);
+}
