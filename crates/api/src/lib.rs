@@ -13,7 +13,6 @@ pub mod connection_watch;
 pub mod dto;
 pub mod error;
 pub mod events;
-pub mod feed_reads;
 pub mod list_query;
 pub mod metrics;
 pub mod openapi;

@@ -27,7 +27,6 @@ use crate::config::Settings;
 use crate::connection_watch::{track_requests, watch_connections};
 use crate::error::json_error_bodies;
 use crate::events::StreamHub;
-use crate::feed_reads::{FeedReads, GATHER_WINDOW};
 use crate::list_query::CursorKeys;
 use crate::metrics::{Metrics, MetricsError, bound_method};
 use crate::password::{Argon2PasswordHasher, HashingLimits};
@@ -83,7 +82,6 @@ struct AppState {
     metrics: web::Data<Metrics>,
     metrics_enabled: bool,
     streams: web::Data<StreamHub>,
-    feed_reads: web::Data<FeedReads>,
     stream_heartbeat: web::Data<StreamHeartbeat>,
 }
 
@@ -183,7 +181,6 @@ impl Application {
             metrics: web::Data::new(metrics),
             metrics_enabled: settings.metrics_enabled,
             streams: web::Data::new(streams.clone()),
-            feed_reads: web::Data::new(FeedReads::start(tasks.clone(), GATHER_WINDOW)),
             stream_heartbeat: web::Data::new(StreamHeartbeat(settings.stream_heartbeat)),
         };
 
@@ -227,7 +224,6 @@ impl Application {
                 .app_data(state.body_read_timeout)
                 .app_data(state.metrics.clone())
                 .app_data(state.streams.clone())
-                .app_data(state.feed_reads.clone())
                 .app_data(state.stream_heartbeat.clone())
                 .configure(routes)
                 .configure(docs::routes)

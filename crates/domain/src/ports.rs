@@ -129,19 +129,6 @@ pub trait TaskRepository: Send + Sync {
         fetch: u32,
     ) -> Result<ChangeSlice, DomainError>;
 
-    /// The feeds of several readers in one read of storage: for each
-    /// `(owner, since)` of `reads`, what [`changes_since`](Self::changes_since)
-    /// answers for `owner` from `since`, in the order of `reads`. The live
-    /// streams of many users woken together read this way.
-    ///
-    /// # Errors
-    /// `Unavailable` or `Unexpected`, for all of them at once.
-    async fn changes_since_each(
-        &self,
-        reads: &[(UserId, FeedPosition)],
-        fetch: u32,
-    ) -> Result<Vec<ChangeSlice>, DomainError>;
-
     /// Forgets up to `batch` of the deletions recorded before `before`,
     /// oldest first, raising each owner's floor to the highest position
     /// forgotten, in one transaction; returns how many went (fewer than

@@ -14,7 +14,7 @@ use crate::{
     Password, Precondition, Receipt, RecordedResponse, Task, TaskId, TaskPage, TaskPatch,
     TaskQuery, TaskVersion, User, UserId,
 };
-use crate::{ChangeSlice, FeedPosition, SignInKey, SignInLimit, Timestamp};
+use crate::{FeedPosition, SignInKey, SignInLimit, Timestamp};
 
 /// The limits a task service enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,33 +271,10 @@ impl TaskService {
             tasks_after: 0,
             deletes_after: slice.head,
         });
-        page_of(from, slice)
-    }
-
-    /// [`changes`](Self::changes) for several readers, each from its own
-    /// position, in one read of storage; the answers come in the order of
-    /// `reads`.
-    ///
-    /// # Errors
-    /// `Unavailable` or `Unexpected` from storage, for every reader; each
-    /// answer on its own is `CursorExpired` when its position is older
-    /// than the kept deletions.
-    pub async fn changes_each(
-        &self,
-        reads: &[(UserId, FeedPosition)],
-    ) -> Result<Vec<Result<ChangePage, DomainError>>, DomainError> {
-        let slices = self
-            .tasks
-            .changes_since_each(reads, CHANGES_PAGE_MAX + 1)
-            .await?;
-        if slices.len() != reads.len() {
-            return Err(DomainError::Unexpected(Box::new(UnansweredFeedReads)));
+        if from.deletes_after < slice.floor {
+            return Err(DomainError::CursorExpired);
         }
-        Ok(reads
-            .iter()
-            .zip(slices)
-            .map(|(&(_, from), slice)| page_of(from, slice))
-            .collect())
+        Ok(ChangePage::assemble(from, slice, CHANGES_PAGE_MAX))
     }
 
     /// Where the caller's feed stands now: a reader starting here gets
@@ -414,21 +391,6 @@ impl TaskService {
         }
     }
 }
-
-/// A page of the feed read from `from`, unless a deletion after `from` has
-/// been forgotten: the reader would miss it, and must read afresh.
-fn page_of(from: FeedPosition, slice: ChangeSlice) -> Result<ChangePage, DomainError> {
-    if from.deletes_after < slice.floor {
-        return Err(DomainError::CursorExpired);
-    }
-    Ok(ChangePage::assemble(from, slice, CHANGES_PAGE_MAX))
-}
-
-/// Storage answered a read of several feeds with a different number of
-/// slices than it was asked for.
-#[derive(Debug, thiserror::Error)]
-#[error("storage answered a read of several feeds with another number of slices")]
-struct UnansweredFeedReads;
 
 /// Sign-up, sign-in and profile use cases.
 pub struct AccountService {

@@ -435,53 +435,6 @@ impl SeaTaskRepository {
             .map_err(domain_error)?;
         Ok(())
     }
-
-    /// Runs a statement of feed reads numbered `0..reads` and sorts its
-    /// rows into one slice per read. A read whose user has no row is an
-    /// empty feed, as it is for [`feed_query`].
-    async fn read_feeds(
-        &self,
-        statement: &SelectStatement,
-        reads: usize,
-    ) -> Result<Vec<ChangeSlice>, DomainError> {
-        let rows = self
-            .db
-            .query_all_raw(self.db.get_database_backend().build(statement))
-            .await
-            .map_err(domain_error)?;
-        let mut slices: Vec<Option<ChangeSlice>> = vec![None; reads];
-        for row in &rows {
-            let read = row.try_get::<i32>("", FEED_READ).map_err(domain_error)?;
-            let slot = usize::try_from(read)
-                .ok()
-                .and_then(|read| slices.get_mut(read))
-                .ok_or_else(|| DomainError::Unexpected(Box::new(UnaskedFeedRead)))?;
-            // Every row of a read carries its head and floor; the first
-            // one found sets them.
-            let slice = match slot {
-                Some(slice) => slice,
-                None => slot.insert(ChangeSlice {
-                    head: read_position(row.try_get("", FEED_HEAD).map_err(domain_error)?)?,
-                    floor: read_position(row.try_get("", FEED_FLOOR).map_err(domain_error)?)?,
-                    changes: Vec::new(),
-                }),
-            };
-            if let Some(change) = read_change(row)? {
-                slice.changes.push(change);
-            }
-        }
-        // Each read's subquery orders its rows; SQL does not promise that
-        // a `UNION ALL` keeps that order, so it is made sure of here (a
-        // sort of sorted rows is one pass).
-        Ok(slices
-            .into_iter()
-            .map(|slice| {
-                let mut slice = slice.unwrap_or_else(empty_feed);
-                slice.changes.sort_by_key(|change| change.position);
-                slice
-            })
-            .collect())
-    }
 }
 
 /// Records the answer `task` gets in the receipt's key row, if this
@@ -672,22 +625,6 @@ const OP_DELETE: i16 = 1;
 /// floor, read in the same snapshot as the changes.
 const FEED_HEAD: &str = "feed_head";
 const FEED_FLOOR: &str = "feed_floor";
-/// The column that tells, in a statement reading several feeds, which read
-/// a row answers.
-const FEED_READ: &str = "feed_read";
-
-/// The most feeds one statement reads; more go in further statements.
-/// SQLite takes at most 500 terms in a compound `SELECT`, and the gain of
-/// one more shrinks long before that.
-const FEEDS_PER_STATEMENT: usize = 32;
-
-/// One read of a statement reading feeds: its place among them, and whose
-/// feed it reads.
-#[derive(Debug, Clone, Copy)]
-struct FeedRead {
-    index: i32,
-    owner: UserId,
-}
 
 /// A position beyond `i64` is in no row; a stored negative one is a bug.
 #[derive(Debug, thiserror::Error)]
@@ -715,12 +652,11 @@ fn read_position(position: i64) -> Result<u64, DomainError> {
 /// statement, so on PostgreSQL it reads one snapshot, in which the
 /// positions seen are a prefix of those handed out (see the migration).
 fn feed_query(
-    read: FeedRead,
+    owner: UserId,
     tasks_after: i64,
     deletes_after: Option<i64>,
     fetch: u64,
 ) -> SelectStatement {
-    let FeedRead { index, owner } = read;
     let upserts = changes_after(
         task_changes::Entity,
         [
@@ -762,7 +698,6 @@ fn feed_query(
     }
     let changes = Alias::new("changes");
     Query::select()
-        .expr_as(Expr::val(index), FEED_READ)
         .expr_as(
             Expr::col((
                 user_change_heads::Entity,
@@ -820,36 +755,6 @@ fn changes_after<C: ColumnTrait>(
         .limit(fetch)
         .to_owned()
 }
-
-/// The feed statement of one read, from `since` (from the start without).
-fn feed_query_from(
-    read: FeedRead,
-    since: Option<FeedPosition>,
-    fetch: u32,
-) -> Result<SelectStatement, DomainError> {
-    Ok(feed_query(
-        read,
-        stored_position(since.map_or(0, |from| from.tasks_after))?,
-        since
-            .map(|from| stored_position(from.deletes_after))
-            .transpose()?,
-        u64::from(fetch),
-    ))
-}
-
-/// What an unknown user's feed holds: nothing, at position 0.
-fn empty_feed() -> ChangeSlice {
-    ChangeSlice {
-        head: 0,
-        floor: 0,
-        changes: Vec::new(),
-    }
-}
-
-/// A read number of a feed statement's row as the slice's place.
-#[derive(Debug, thiserror::Error)]
-#[error("a feed row answers a read that was not asked")]
-struct UnaskedFeedRead;
 
 /// One row of the feed's statement as a change.
 fn read_change(row: &sea_orm::QueryResult) -> Result<Option<PositionedChange>, DomainError> {
@@ -1259,45 +1164,37 @@ impl TaskRepository for SeaTaskRepository {
     ) -> Result<ChangeSlice, DomainError> {
         // One statement: the changes and, on every row, the head and floor,
         // all in one snapshot, so a page that ends at the head misses none.
-        let read = FeedRead { index: 0, owner };
-        let statement = feed_query_from(read, since, fetch)?;
-        let mut slices = self.read_feeds(&statement, 1).await?;
-        // `read_feeds` answers one slice for each of the one read asked.
-        Ok(slices.pop().unwrap_or_else(empty_feed))
-    }
-
-    #[tracing::instrument(skip_all, fields(reads = reads.len()))]
-    async fn changes_since_each(
-        &self,
-        reads: &[(UserId, FeedPosition)],
-        fetch: u32,
-    ) -> Result<Vec<ChangeSlice>, DomainError> {
-        let mut slices = Vec::with_capacity(reads.len());
-        for chunk in reads.chunks(FEEDS_PER_STATEMENT) {
-            // Each read is its own statement in a subquery, with its own
-            // ORDER BY and LIMIT: the statements of one feed, side by side.
-            let mut statements = chunk.iter().zip(0..).map(|(&(owner, since), index)| {
-                feed_query_from(FeedRead { index, owner }, Some(since), fetch)
+        let statement = feed_query(
+            owner,
+            stored_position(since.map_or(0, |from| from.tasks_after))?,
+            since
+                .map(|from| stored_position(from.deletes_after))
+                .transpose()?,
+            u64::from(fetch),
+        );
+        let rows = self
+            .db
+            .query_all_raw(self.db.get_database_backend().build(&statement))
+            .await
+            .map_err(domain_error)?;
+        let Some(first) = rows.first() else {
+            return Ok(ChangeSlice {
+                head: 0,
+                floor: 0,
+                changes: Vec::new(),
             });
-            let Some(first) = statements.next().transpose()? else {
-                continue;
-            };
-            let mut all = Query::select()
-                .column(Asterisk)
-                .from_subquery(first, Alias::new("feed"))
-                .to_owned();
-            for statement in statements {
-                all.union(
-                    UnionType::All,
-                    Query::select()
-                        .column(Asterisk)
-                        .from_subquery(statement?, Alias::new("feed"))
-                        .to_owned(),
-                );
+        };
+        let mut changes = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(change) = read_change(row)? {
+                changes.push(change);
             }
-            slices.extend(self.read_feeds(&all, chunk.len()).await?);
         }
-        Ok(slices)
+        Ok(ChangeSlice {
+            head: read_position(first.try_get("", FEED_HEAD).map_err(domain_error)?)?,
+            floor: read_position(first.try_get("", FEED_FLOOR).map_err(domain_error)?)?,
+            changes,
+        })
     }
 
     #[tracing::instrument(skip_all)]

@@ -116,7 +116,6 @@ on_both_backends!(
     forgetting_old_deletions_raises_the_floor,
     the_feed_migration_numbers_existing_tasks_in_the_order_they_changed,
     a_reader_following_the_feed_during_concurrent_writes_misses_nothing,
-    several_feeds_read_together_are_each_what_it_reads_alone,
     // idempotency keys
     a_key_is_claimed_once_and_then_in_use,
     a_recorded_answer_is_replayed,
@@ -5030,69 +5029,6 @@ async fn the_feed_migration_numbers_existing_tasks_in_the_order_they_changed(sto
     // The triggers take over from there.
     store.stored(task(owner, "after", later(10))).await;
     assert_eq!(head_of(&store, owner).await, 3);
-}
-
-async fn several_feeds_read_together_are_each_what_it_reads_alone(store: Store) {
-    let (alice, bob, quiet) = (store.user().await, store.user().await, store.user().await);
-    let mut alices = Vec::new();
-    for n in 0..4 {
-        alices.push(store.stored(task(alice, "alice's", later(n))).await);
-    }
-    store.stored(task(bob, "bob's", later(0))).await;
-    // A deletion, so one read has a tombstone to merge in.
-    assert!(
-        store
-            .tasks
-            .delete_owned(alices[1].id, alice, None)
-            .await
-            .unwrap()
-    );
-    let nobody = UserId::generate();
-    let mut reads = vec![
-        (alice, FeedPosition::at(0)),
-        (bob, FeedPosition::at(0)),
-        (alice, FeedPosition::at(3)),
-        (nobody, FeedPosition::at(0)),
-        (quiet, FeedPosition::at(0)),
-        (alice, FeedPosition::at(5)),
-    ];
-    // Past the most one statement reads, so the reads take two statements.
-    for n in 0..40 {
-        reads.push((
-            if n % 2 == 0 { bob } else { alice },
-            FeedPosition::at(n % 4),
-        ));
-    }
-    let together = store
-        .tasks
-        .changes_since_each(&reads, CHANGES_PAGE_MAX + 1)
-        .await
-        .unwrap();
-    assert_eq!(together.len(), reads.len());
-    for (&(owner, since), slice) in reads.iter().zip(&together) {
-        let alone = store
-            .tasks
-            .changes_since(owner, Some(since), CHANGES_PAGE_MAX + 1)
-            .await
-            .unwrap();
-        assert_eq!(slice, &alone, "{owner} from {since:?}");
-    }
-    // The answers are not all alike: the check above compared something.
-    assert_eq!(together[0].changes.len(), 4, "{:?}", together[0]);
-    assert_eq!(together[0].head, 5);
-    assert_eq!(together[1].changes.len(), 1);
-    assert_eq!(together[3], together[4]);
-    assert!(together[3].changes.is_empty());
-    assert_eq!(together[3].head, 0);
-    assert!(together[5].changes.is_empty());
-    assert!(
-        store
-            .tasks
-            .changes_since_each(&[], CHANGES_PAGE_MAX + 1)
-            .await
-            .unwrap()
-            .is_empty()
-    );
 }
 
 /// Reads `owner`'s feed after `since` as the service does (a page of at

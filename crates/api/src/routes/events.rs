@@ -18,7 +18,6 @@ use crate::connection_watch::InProgress;
 use crate::dto::ChangeResponse;
 use crate::error::ApiError;
 use crate::events::{StreamHub, StreamSlot, Wake};
-use crate::feed_reads::FeedReads;
 use crate::list_query::{CursorKeys, parse_changes};
 use crate::openapi::params::EventsParams;
 use crate::openapi::responses::{
@@ -65,7 +64,6 @@ pub async fn task_events(
     request: HttpRequest,
     caller: AuthenticatedUser,
     tasks: web::Data<TaskService>,
-    feeds: web::Data<FeedReads>,
     cursors: web::Data<CursorKeys>,
     hub: web::Data<StreamHub>,
     heartbeat: web::Data<StreamHeartbeat>,
@@ -78,7 +76,7 @@ pub async fn task_events(
     // The slot was taken first: a write that commits after this read rings
     // its bell.
     let mut reader = Reader {
-        feeds,
+        tasks: tasks.clone(),
         cursors: cursors.clone(),
         user,
         position: FeedPosition::at(0),
@@ -145,9 +143,7 @@ fn until_expiry(expires_at: i64) -> Duration {
 
 /// One stream's walk along its user's feed.
 struct Reader {
-    /// Where a woken stream reads the feed, together with other users'
-    /// streams woken at about the same time.
-    feeds: web::Data<FeedReads>,
+    tasks: web::Data<TaskService>,
     cursors: web::Data<CursorKeys>,
     user: UserId,
     /// Where the events sent (or queued) so far leave the client.
@@ -202,7 +198,7 @@ impl Reader {
     async fn read(&mut self) -> Option<ChangePage> {
         let mut attempts = 1;
         loop {
-            let read = self.feeds.read(self.user, self.position);
+            let read = self.tasks.changes(self.user, Some(self.position));
             match self.slot.read_shared(self.position, read).await {
                 Ok(page) => return Some(page),
                 Err(DomainError::Unavailable(error)) if attempts < READ_ATTEMPTS => {
