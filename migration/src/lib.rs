@@ -13,6 +13,7 @@ mod m20261203_000003_front_end_tasks;
 mod m20261203_000004_sign_in_throttle;
 mod m20261203_000005_done_counts;
 mod m20261203_000006_change_feed;
+mod m20261203_000007_open_tasks_due_index;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000004_sign_in_throttle::Migration),
             Box::new(m20261203_000005_done_counts::Migration),
             Box::new(m20261203_000006_change_feed::Migration),
+            Box::new(m20261203_000007_open_tasks_due_index::Migration),
         ]
     }
 }

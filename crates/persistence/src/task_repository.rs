@@ -104,7 +104,7 @@ impl SeaTaskRepository {
     fn filter_condition(&self, owner: UserId, filter: &TaskFilter, now: Timestamp) -> Condition {
         let mut all = Condition::all().add(tasks::Column::UserId.eq(owner.as_uuid()));
         if let Some(completed) = filter.completed {
-            all = all.add(tasks::Column::Completed.eq(completed));
+            all = all.add(completed_is(completed));
         }
         if !filter.priorities.is_empty() {
             all =
@@ -127,7 +127,7 @@ impl SeaTaskRepository {
         match filter.overdue {
             Some(true) => {
                 all = all
-                    .add(tasks::Column::Completed.eq(false))
+                    .add(completed_is(false))
                     .add(tasks::Column::DueAt.lt(self.timestamp(now)));
             }
             // Spelled out rather than negated: `NOT (… due_at < now)` is
@@ -135,7 +135,7 @@ impl SeaTaskRepository {
             Some(false) => {
                 all = all.add(
                     Condition::any()
-                        .add(tasks::Column::Completed.eq(true))
+                        .add(completed_is(true))
                         .add(tasks::Column::DueAt.is_null())
                         .add(tasks::Column::DueAt.gte(self.timestamp(now))),
                 );
@@ -560,6 +560,15 @@ fn beyond(left: Expr, right: Expr, order: SortOrder) -> Expr {
         SortOrder::Asc => left.gt(right),
         SortOrder::Desc => left.lt(right),
     }
+}
+
+/// `completed` is `value`, written as the column itself or `NOT` it rather
+/// than compared with a bound value: the open tasks' partial index is
+/// `WHERE NOT completed`, and only a term that says the same in the
+/// statement's own text lets PostgreSQL's generic plans and SQLite use it.
+fn completed_is(value: bool) -> Expr {
+    let completed = Expr::col((tasks::Entity, tasks::Column::Completed));
+    if value { completed } else { completed.not() }
 }
 
 /// The whole list, in order, tasks without a due date last.
