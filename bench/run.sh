@@ -89,12 +89,12 @@ explain_page() {
   user_id=$(psql -At -d "$database" -c "SELECT id FROM users WHERE email = 'page-0@bench.example'")
   IFS='|' read -r due id < <(psql -At -F '|' -d "$database" -c "SELECT due_at, id FROM tasks WHERE user_id = '$user_id' AND completed = false ORDER BY due_at NULLS LAST, id OFFSET $(( (PAGE_NUMBER - 1) * 20 - 1 )) LIMIT 1")
   local total="(SELECT CAST(task_count - done_count AS bigint) FROM users WHERE id = '$user_id') AS total"
-  local undated="SELECT * FROM tasks WHERE user_id = '$user_id' AND completed = false AND due_at IS NULL ORDER BY due_at, id LIMIT 21"
+  local undated="SELECT * FROM tasks WHERE user_id = '$user_id' AND NOT completed AND due_at IS NULL ORDER BY due_at, id LIMIT 21"
   {
     echo "-- page 1 of $PAGE_QUERY"
-    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT page.*, $total FROM (SELECT * FROM (SELECT * FROM tasks WHERE user_id = '$user_id' AND completed = false AND due_at IS NOT NULL ORDER BY due_at, id LIMIT 21) AS dated UNION ALL ($undated)) AS page ORDER BY due_at NULLS LAST, id LIMIT 21"
+    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT page.*, $total FROM (SELECT * FROM (SELECT * FROM tasks WHERE user_id = '$user_id' AND NOT completed AND due_at IS NOT NULL ORDER BY due_at, id LIMIT 21) AS dated UNION ALL ($undated)) AS page ORDER BY due_at NULLS LAST, id LIMIT 21"
     echo "-- page $PAGE_NUMBER, after ($due, $id)"
-    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT page.*, $total FROM (SELECT * FROM (SELECT * FROM tasks WHERE user_id = '$user_id' AND completed = false AND due_at IS NOT NULL AND due_at >= '$due' AND (due_at, id) > ('$due', '$id') ORDER BY due_at, id LIMIT 21) AS dated UNION ALL ($undated)) AS page ORDER BY due_at NULLS LAST, id LIMIT 21"
+    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT page.*, $total FROM (SELECT * FROM (SELECT * FROM tasks WHERE user_id = '$user_id' AND NOT completed AND due_at IS NOT NULL AND due_at >= '$due' AND (due_at, id) > ('$due', '$id') ORDER BY due_at, id LIMIT 21) AS dated UNION ALL ($undated)) AS page ORDER BY due_at NULLS LAST, id LIMIT 21"
   } >"bench/results/$RUN_ID-explain-page.txt"
 }
 
