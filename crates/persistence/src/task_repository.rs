@@ -666,7 +666,8 @@ fn feed_query(
     deletes_after: Option<i64>,
     fetch: u64,
 ) -> SelectStatement {
-    let upserts = changes_after(
+    let mut both = changes_after(
+        "upserts",
         task_changes::Entity,
         [
             task_changes::Column::Id,
@@ -678,31 +679,22 @@ fn feed_query(
         tasks_after,
         fetch,
     );
-    // Each side sits in a subquery of its own: a branch of a UNION takes
-    // ORDER BY and LIMIT only there.
-    let mut both = Query::select()
-        .column(Asterisk)
-        .from_subquery(upserts, Alias::new("upserts"))
-        .to_owned();
     if let Some(deletes_after) = deletes_after {
-        let deletes = changes_after(
-            task_tombstones::Entity,
-            [
-                task_tombstones::Column::TaskId,
-                task_tombstones::Column::ChangeSeq,
-                task_tombstones::Column::UserId,
-            ],
-            OP_DELETE,
-            owner,
-            deletes_after,
-            fetch,
-        );
         both.union(
             UnionType::All,
-            Query::select()
-                .column(Asterisk)
-                .from_subquery(deletes, Alias::new("deletes"))
-                .to_owned(),
+            changes_after(
+                "deletes",
+                task_tombstones::Entity,
+                [
+                    task_tombstones::Column::TaskId,
+                    task_tombstones::Column::ChangeSeq,
+                    task_tombstones::Column::UserId,
+                ],
+                OP_DELETE,
+                owner,
+                deletes_after,
+                fetch,
+            ),
         );
     }
     let changes = Alias::new("changes");
@@ -745,7 +737,11 @@ fn feed_query(
 /// One side of the feed: `owner`'s rows of `table` whose position is
 /// after `after`, oldest first, at most `fetch`, as (task id, position,
 /// `op`). `[id, position, user]` are the table's columns for each.
+///
+/// The side sits in a subquery of its own, named `side`: a branch of a
+/// UNION takes ORDER BY and LIMIT only there.
 fn changes_after<C: ColumnTrait>(
+    side: &str,
     table: impl EntityTrait,
     [id, position, user]: [C; 3],
     op: i16,
@@ -753,7 +749,7 @@ fn changes_after<C: ColumnTrait>(
     after: i64,
     fetch: u64,
 ) -> SelectStatement {
-    Query::select()
+    let rows = Query::select()
         .expr_as(Expr::col(id), CHANGE_ID)
         .expr_as(Expr::col(position), CHANGE_POSITION)
         .expr_as(Expr::val(op), CHANGE_OP)
@@ -762,6 +758,10 @@ fn changes_after<C: ColumnTrait>(
         .and_where(position.gt(after))
         .order_by(position, Order::Asc)
         .limit(fetch)
+        .to_owned();
+    Query::select()
+        .column(Asterisk)
+        .from_subquery(rows, Alias::new(side))
         .to_owned()
 }
 
