@@ -12,9 +12,9 @@ use sea_orm::{
 };
 use todo_domain::ports::TaskRepository;
 use todo_domain::{
-    Change, ChangeSlice, CompletionChange, DomainError, FeedPosition, Labels, PageRequest,
-    PositionedChange, Precondition, Receipt, SortField, SortKey, SortOrder, Task, TaskFilter,
-    TaskId, TaskPage, TaskPatch, TaskPosition, TaskQuery, TaskSort, Timestamp, UserId,
+    Change, ChangeSlice, CompletionChange, DomainError, FeedPosition, Labels, PositionedChange,
+    Precondition, Receipt, SortField, SortKey, SortOrder, Task, TaskFilter, TaskId, TaskPage,
+    TaskPatch, TaskPosition, TaskQuery, TaskSort, Timestamp, UserId,
 };
 
 use crate::conversions::{stored_headers, stored_labels};
@@ -74,9 +74,10 @@ impl SeaTaskRepository {
         optional_timestamp_value(self.backend, at)
     }
 
-    /// The statement a list query sends: a page with its total, or the
-    /// whole list. (A cursor past the last match also asks for the total
-    /// alone.) For plan tests.
+    /// The statements a list query may send: the whole list, or each leg
+    /// of a page with its total, in the order they are read (a leg after
+    /// the first is sent only when the page is still short; a cursor past
+    /// the last match also asks for the total alone). For plan tests.
     #[cfg(feature = "test-support")]
     #[doc(hidden)]
     pub fn list_statements(
@@ -89,12 +90,22 @@ impl SeaTaskRepository {
         let backend = self.db.get_database_backend();
         Ok(match &query.page {
             None => vec![backend.build(&whole_list(filter, query.sort))],
-            Some(page) => {
-                let total = total_of(owner, &query.filter, filter.clone());
-                let mut statement = self.page_query(filter, query.sort, page)?;
-                statement.expr_as(total, TOTAL);
-                vec![backend.build(&statement)]
-            }
+            // Every leg the page may read, each with the total.
+            Some(page) => page_legs(query.sort.field, page.after.as_ref())
+                .iter()
+                .map(|&leg| {
+                    let fetch = u64::from(page.limit.get()) + 1;
+                    let mut statement = self.page_leg_query(
+                        filter.clone(),
+                        query.sort,
+                        leg,
+                        page.after.as_ref(),
+                        fetch,
+                    )?;
+                    statement.expr_as(total_of(owner, &query.filter, &filter), TOTAL);
+                    Ok(backend.build(&statement))
+                })
+                .collect::<Result<_, DomainError>>()?,
         })
     }
 
@@ -183,113 +194,68 @@ impl SeaTaskRepository {
         }
     }
 
-    /// One page: `limit + 1` rows after the cursor, the extra one telling
-    /// whether another page follows.
-    fn page_query(
+    /// One leg of a page: at most `fetch` rows of `leg`'s index range,
+    /// after the cursor.
+    fn page_leg_query(
         &self,
         filter: Condition,
         sort: TaskSort,
-        page: &PageRequest,
+        leg: PageLeg,
+        after: Option<&TaskPosition>,
+        fetch: u64,
     ) -> Result<SelectStatement, DomainError> {
-        let fetch = u64::from(page.limit.get()) + 1;
         let order = order_of(sort.order);
-        if let Some(after) = &page.after
+        if let Some(after) = after
             && after.key.field() != sort.field
         {
             return Err(DomainError::Unexpected(Box::new(CursorOfAnotherSort)));
         }
-        if sort.field == SortField::DueAt {
-            return Ok(self.due_page_query(filter, sort.order, page.after.as_ref(), fetch));
-        }
         let mut select = tasks::Entity::find().filter(filter);
-        if let Some(after) = &page.after {
-            select = select.filter(self.after_position(sort_expr(sort.field), after, sort.order));
+        match leg {
+            PageLeg::Whole => {
+                if let Some(after) = after {
+                    select = select.filter(self.after_position(
+                        sort_expr(sort.field),
+                        after,
+                        sort.order,
+                    ));
+                }
+            }
+            PageLeg::Dated => {
+                select = select.filter(tasks::Column::DueAt.is_not_null());
+                if let Some(after) = after {
+                    select = select.filter(self.after_position(
+                        sort_expr(sort.field),
+                        after,
+                        sort.order,
+                    ));
+                }
+            }
+            PageLeg::Undated => {
+                select = select.filter(tasks::Column::DueAt.is_null());
+                // After a dated cursor every undated task follows; after an
+                // undated one, those beyond it by id.
+                if let Some(TaskPosition {
+                    key: SortKey::DueAt(None),
+                    id,
+                }) = after
+                {
+                    select = select.filter(beyond(
+                        Expr::col((tasks::Entity, tasks::Column::Id)),
+                        Expr::val(id.as_uuid()),
+                        sort.order,
+                    ));
+                }
+            }
         }
+        // The undated leg is ordered by the due date too, though it is
+        // NULL throughout: PostgreSQL takes only the index's own column
+        // order as given.
         Ok(select
             .order_by(sort_expr(sort.field), order.clone())
             .order_by(tasks::Column::Id, order)
             .limit(fetch)
             .into_query())
-    }
-
-    /// A page in due date order, tasks without one last in both orders.
-    ///
-    /// No single index order puts NULLs last both ways (PostgreSQL sorts
-    /// them last ascending, SQLite first), so the dated and the undated
-    /// tasks are read as two range scans of the due-date index, each with
-    /// its own LIMIT, joined by `UNION ALL`: one statement whose cost does
-    /// not depend on where the page lies, and only the rows fetched are
-    /// merged (PostgreSQL stops reading the undated range once the dated
-    /// one has filled the page).
-    fn due_page_query(
-        &self,
-        filter: Condition,
-        order: SortOrder,
-        after: Option<&TaskPosition>,
-        fetch: u64,
-    ) -> SelectStatement {
-        let direction = order_of(order);
-        let undated = |after_id: Option<TaskId>| {
-            let mut select = tasks::Entity::find()
-                .filter(filter.clone())
-                .filter(tasks::Column::DueAt.is_null());
-            if let Some(id) = after_id {
-                select = select.filter(beyond(
-                    Expr::col((tasks::Entity, tasks::Column::Id)),
-                    Expr::val(id.as_uuid()),
-                    order,
-                ));
-            }
-            // Ordered by the due date too, though it is NULL throughout:
-            // PostgreSQL takes only the index's own column order as given.
-            select
-                .order_by(tasks::Column::DueAt, direction.clone())
-                .order_by(tasks::Column::Id, direction.clone())
-                .limit(fetch)
-                .into_query()
-        };
-        let after_due = match after {
-            // The cursor is among the undated tasks: no dated one follows.
-            Some(TaskPosition {
-                key: SortKey::DueAt(None),
-                id,
-            }) => return undated(Some(*id)),
-            Some(position) => Some(position),
-            None => None,
-        };
-        let mut dated = tasks::Entity::find()
-            .filter(filter.clone())
-            .filter(tasks::Column::DueAt.is_not_null());
-        if let Some(position) = after_due {
-            dated = dated.filter(self.after_position(
-                Expr::col((tasks::Entity, tasks::Column::DueAt)),
-                position,
-                order,
-            ));
-        }
-        let dated = dated
-            .order_by(tasks::Column::DueAt, direction.clone())
-            .order_by(tasks::Column::Id, direction.clone())
-            .limit(fetch)
-            .into_query();
-        let both = Query::select()
-            .column(Asterisk)
-            .from_subquery(dated, Alias::new("dated"))
-            .union(
-                UnionType::All,
-                Query::select()
-                    .column(Asterisk)
-                    .from_subquery(undated(None), Alias::new("undated"))
-                    .to_owned(),
-            )
-            .to_owned();
-        Query::select()
-            .column(Asterisk)
-            .from_subquery(both, Alias::new("page"))
-            .order_by_with_nulls(tasks::Column::DueAt, direction.clone(), NullOrdering::Last)
-            .order_by(tasks::Column::Id, direction)
-            .limit(fetch)
-            .to_owned()
     }
 
     /// `(sort value, id)` lies strictly beyond `after` in `order`: a row
@@ -583,7 +549,37 @@ fn whole_list(filter: Condition, sort: TaskSort) -> SelectStatement {
     select.order_by(tasks::Column::Id, order).into_query()
 }
 
-/// How many tasks pass `filter`, on every page.
+/// A stretch of the sort's index that a page is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PageLeg {
+    /// The whole range of the user's matching tasks.
+    Whole,
+    /// The tasks with a due date.
+    Dated,
+    /// The tasks without one.
+    Undated,
+}
+
+/// The legs a page after `after` is read from, in the page's order. Tasks
+/// without a due date come last in both orders, which no single index
+/// order gives on both engines (PostgreSQL sorts NULL last ascending,
+/// SQLite first), so a due date page reads the dated tasks and then, if
+/// the page is still short, the undated ones: two plain range scans, the
+/// second only on the page where one kind ends and the other begins.
+fn page_legs(field: SortField, after: Option<&TaskPosition>) -> &'static [PageLeg] {
+    match (field, after) {
+        (
+            SortField::DueAt,
+            Some(TaskPosition {
+                key: SortKey::DueAt(None),
+                ..
+            }),
+        ) => &[PageLeg::Undated],
+        (SortField::DueAt, _) => &[PageLeg::Dated, PageLeg::Undated],
+        _ => &[PageLeg::Whole],
+    }
+}
+
 /// The column of a page's statement that holds how many tasks match in all.
 const TOTAL: &str = "total";
 
@@ -591,7 +587,7 @@ const TOTAL: &str = "total";
 /// `completed` is the only filter, the user's counters answer (one row read
 /// by its key, where counting would read every matching index entry);
 /// any other filter counts the matching tasks.
-fn total_of(owner: UserId, filter: &TaskFilter, condition: Condition) -> Expr {
+fn total_of(owner: UserId, filter: &TaskFilter, condition: &Condition) -> Expr {
     let completed_only = *filter
         == TaskFilter {
             completed: filter.completed,
@@ -613,7 +609,7 @@ fn total_of(owner: UserId, filter: &TaskFilter, condition: Condition) -> Expr {
         tasks::Entity::find()
             .select_only()
             .column_as(Expr::col(Asterisk).count(), TOTAL)
-            .filter(condition)
+            .filter(condition.clone())
             .into_query()
     };
     // PostgreSQL's counters are `integer` and its counts `bigint`; one type
@@ -913,28 +909,53 @@ impl TaskRepository for SeaTaskRepository {
                 next: None,
             });
         };
-        // The total travels in the page's own statement: one round trip.
-        let total = total_of(owner, &query.filter, filter.clone());
-        let mut statement = self.page_query(filter, query.sort, page)?;
-        statement.expr_as(total.clone(), TOTAL);
-        let rows = self
-            .db
-            .query_all_raw(backend.build(&statement))
-            .await
-            .map_err(domain_error)?;
-        let total = match rows.first() {
-            Some(row) => row.try_get::<i64>("", TOTAL),
+        // Leg by leg, the next one only when those before left the page
+        // short; the total travels in the first statement that can carry it.
+        let fetch = usize::from(page.limit.get()) + 1;
+        let mut rows = Vec::with_capacity(fetch);
+        let mut total = None;
+        for &leg in page_legs(query.sort.field, page.after.as_ref()) {
+            let wanted = fetch - rows.len();
+            let mut statement = self.page_leg_query(
+                filter.clone(),
+                query.sort,
+                leg,
+                page.after.as_ref(),
+                wanted as u64,
+            )?;
+            if total.is_none() {
+                statement.expr_as(total_of(owner, &query.filter, &filter), TOTAL);
+            }
+            let leg_rows = self
+                .db
+                .query_all_raw(backend.build(&statement))
+                .await
+                .map_err(domain_error)?;
+            if total.is_none()
+                && let Some(row) = leg_rows.first()
+            {
+                total = Some(row.try_get::<i64>("", TOTAL).map_err(domain_error)?);
+            }
+            rows.extend(leg_rows);
+            if rows.len() == fetch {
+                break;
+            }
+        }
+        let total = match total {
+            Some(total) => total,
             // A cursor past the last match: no row to carry the total.
             None => {
-                let alone = Query::select().expr_as(total, TOTAL).to_owned();
+                let alone = Query::select()
+                    .expr_as(total_of(owner, &query.filter, &filter), TOTAL)
+                    .take();
                 self.db
                     .query_one_raw(backend.build(&alone))
                     .await
                     .and_then(|row| row.ok_or_else(|| DbErr::RecordNotFound(TOTAL.into())))
                     .and_then(|row| row.try_get::<i64>("", TOTAL))
+                    .map_err(domain_error)?
             }
-        }
-        .map_err(domain_error)?;
+        };
         let total = u64::try_from(total).map_err(|err| DomainError::Unexpected(Box::new(err)))?;
         let mut tasks = rows
             .iter()
