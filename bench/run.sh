@@ -80,21 +80,21 @@ explain() {
 
 # explain_page DATABASE: the plans of the statement a page of `page`
 # costs, for the first page-N user, written as the service writes it (the
-# dated and the undated tasks as two index ranges, and the total from the
+# range of the dated tasks, which fills both pages, and the total from the
 # user's counters as a scalar subquery; see the repository's
-# `due_page_query` and `total_of`): page 1, and page 50 from the position
+# `page_leg_query` and `total_of`): page 1, and page 50 from the position
 # where page 49 ends.
 explain_page() {
   local database="$1" user_id due id
   user_id=$(psql -At -d "$database" -c "SELECT id FROM users WHERE email = 'page-0@bench.example'")
   IFS='|' read -r due id < <(psql -At -F '|' -d "$database" -c "SELECT due_at, id FROM tasks WHERE user_id = '$user_id' AND completed = false ORDER BY due_at NULLS LAST, id OFFSET $(( (PAGE_NUMBER - 1) * 20 - 1 )) LIMIT 1")
   local total="(SELECT CAST(task_count - done_count AS bigint) FROM users WHERE id = '$user_id') AS total"
-  local undated="SELECT * FROM tasks WHERE user_id = '$user_id' AND NOT completed AND due_at IS NULL ORDER BY due_at, id LIMIT 21"
+  local dated="FROM tasks WHERE user_id = '$user_id' AND NOT completed AND due_at IS NOT NULL"
   {
     echo "-- page 1 of $PAGE_QUERY"
-    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT page.*, $total FROM (SELECT * FROM (SELECT * FROM tasks WHERE user_id = '$user_id' AND NOT completed AND due_at IS NOT NULL ORDER BY due_at, id LIMIT 21) AS dated UNION ALL ($undated)) AS page ORDER BY due_at NULLS LAST, id LIMIT 21"
+    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT *, $total $dated ORDER BY due_at, id LIMIT 21"
     echo "-- page $PAGE_NUMBER, after ($due, $id)"
-    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT page.*, $total FROM (SELECT * FROM (SELECT * FROM tasks WHERE user_id = '$user_id' AND NOT completed AND due_at IS NOT NULL AND due_at >= '$due' AND (due_at, id) > ('$due', '$id') ORDER BY due_at, id LIMIT 21) AS dated UNION ALL ($undated)) AS page ORDER BY due_at NULLS LAST, id LIMIT 21"
+    psql -d "$database" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT *, $total $dated AND due_at >= '$due' AND (due_at, id) > ('$due', '$id') ORDER BY due_at, id LIMIT 21"
   } >"bench/results/$RUN_ID-explain-page.txt"
 }
 
