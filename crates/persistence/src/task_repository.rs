@@ -260,28 +260,34 @@ impl SeaTaskRepository {
 
     /// `(sort value, id)` lies strictly beyond `after` in `order`: a row
     /// value comparison, which both engines answer from the index. SQLite
-    /// does so only for plain columns, not for `lower(title)`, so the sort
-    /// value's own bound is stated too: it gives the range on every index.
+    /// does so only for plain columns, not for `lower(title)`, so a title's
+    /// own bound is stated too: it gives the range on that index. (The
+    /// other sorts go without it: a redundant term is one more to render,
+    /// and one more for PostgreSQL to check on every index entry.)
     fn after_position(&self, sort: Expr, after: &TaskPosition, order: SortOrder) -> Expr {
         let key = match &after.key {
             SortKey::CreatedAt(at) | SortKey::UpdatedAt(at) | SortKey::DueAt(Some(at)) => {
                 Expr::val(self.timestamp(*at))
             }
-            // Only the dated branch compares a due date; an undated cursor
-            // is taken by `due_page_query` before it gets here.
+            // Only the dated leg compares a due date; after an undated
+            // cursor only the undated leg is read (`page_legs`).
             SortKey::DueAt(None) => Expr::val(self.optional_timestamp(None)),
             SortKey::Priority(priority) => Expr::val(priority.rank()),
             SortKey::Title(title) => Func::lower(Expr::val(title.as_str())).into(),
         };
-        let bound = match order {
+        let title_bound = matches!(after.key, SortKey::Title(_)).then(|| match order {
             SortOrder::Asc => sort.clone().gte(key.clone()),
             SortOrder::Desc => sort.clone().lte(key.clone()),
-        };
-        bound.and(beyond(
+        });
+        let beyond = beyond(
             Expr::tuple([sort, Expr::col((tasks::Entity, tasks::Column::Id))]),
             Expr::tuple([key, Expr::val(after.id.as_uuid())]),
             order,
-        ))
+        );
+        match title_bound {
+            Some(bound) => bound.and(beyond),
+            None => beyond,
+        }
     }
 
     // --- writes -------------------------------------------------------------
@@ -601,10 +607,11 @@ fn total_of(owner: UserId, filter: &TaskFilter, condition: &Condition) -> Expr {
             Some(true) => done,
             Some(false) => all.sub(done),
         };
-        user_task_counts::Entity::find_by_id(owner.as_uuid())
-            .select_only()
-            .column_as(matching, TOTAL)
-            .into_query()
+        Query::select()
+            .expr_as(matching, TOTAL)
+            .from(user_task_counts::Entity)
+            .and_where(user_task_counts::Column::Id.eq(owner.as_uuid()))
+            .take()
     } else {
         tasks::Entity::find()
             .select_only()
