@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 DURATION="${DURATION:-10}"        # seconds per scenario
 ROUNDS="${ROUNDS:-3}"             # API-against-ceiling rounds for list and get
 SCALE_ROUNDS="${SCALE_ROUNDS:-4}" # small-against-large rounds for list and get
+PAGE_ROUNDS="${PAGE_ROUNDS:-5}"   # page-against-list rounds
 WORK="$(mktemp -d)"
 source bench/lib.sh
 LARGE_PORT="$((PORT + 1))"        # the second server of the scale rounds
@@ -203,7 +204,7 @@ page_round() {
   run_wrk "page_list_r${round}b" list "$CONNECTIONS" "$WINDOW" "$WORK/large-users.txt"
 }
 
-log "page: pages 1 and $PAGE_NUMBER of $PAGE_QUERY against list, $ROUNDS rounds"
+log "page: pages 1 and $PAGE_NUMBER of $PAGE_QUERY against list, $PAGE_ROUNDS rounds"
 psql -At -F ' ' -d "$LARGE_DB" -c "SELECT id, email FROM users WHERE email LIKE 'page-%'" \
   | python3 bench/mint_tokens.py "$SECRET" "$ISSUER" 86400 >"$WORK/page-users.txt"
 start_server "$LARGE_DB"
@@ -211,7 +212,7 @@ python3 bench/page_cursors.py "http://127.0.0.1:$PORT" "$PAGE_QUERY" "$PAGE_NUMB
   "$WORK/page-first.txt" "$WORK/page-fiftieth.txt" <"$WORK/page-users.txt"
 explain_page "$LARGE_DB"
 run_wrk warmup_page page "$CONNECTIONS" 3 "$WORK/page-first.txt"
-for round in $(seq 1 "$ROUNDS"); do page_round "$round"; done
+for round in $(seq 1 "$PAGE_ROUNDS"); do page_round "$round"; done
 stop_servers
 
 # The scenarios' own runs: DURATION seconds each, one server, as every
