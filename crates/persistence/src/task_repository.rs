@@ -211,41 +211,28 @@ impl SeaTaskRepository {
             return Err(DomainError::Unexpected(Box::new(CursorOfAnotherSort)));
         }
         let mut select = tasks::Entity::find().filter(filter);
-        match leg {
-            PageLeg::Whole => {
-                if let Some(after) = after {
-                    select = select.filter(self.after_position(
-                        sort_expr(sort.field),
-                        after,
-                        sort.order,
-                    ));
-                }
+        if leg == PageLeg::Undated {
+            select = select.filter(tasks::Column::DueAt.is_null());
+            // After a dated cursor every undated task follows; after an
+            // undated one, those beyond it by id.
+            if let Some(TaskPosition {
+                key: SortKey::DueAt(None),
+                id,
+            }) = after
+            {
+                select = select.filter(beyond(
+                    Expr::col((tasks::Entity, tasks::Column::Id)),
+                    Expr::val(id.as_uuid()),
+                    sort.order,
+                ));
             }
-            PageLeg::Dated => {
+        } else {
+            if leg == PageLeg::Dated {
                 select = select.filter(tasks::Column::DueAt.is_not_null());
-                if let Some(after) = after {
-                    select = select.filter(self.after_position(
-                        sort_expr(sort.field),
-                        after,
-                        sort.order,
-                    ));
-                }
             }
-            PageLeg::Undated => {
-                select = select.filter(tasks::Column::DueAt.is_null());
-                // After a dated cursor every undated task follows; after an
-                // undated one, those beyond it by id.
-                if let Some(TaskPosition {
-                    key: SortKey::DueAt(None),
-                    id,
-                }) = after
-                {
-                    select = select.filter(beyond(
-                        Expr::col((tasks::Entity, tasks::Column::Id)),
-                        Expr::val(id.as_uuid()),
-                        sort.order,
-                    ));
-                }
+            if let Some(after) = after {
+                select =
+                    select.filter(self.after_position(sort_expr(sort.field), after, sort.order));
             }
         }
         // The undated leg is ordered by the due date too, though it is
