@@ -61,17 +61,8 @@ read -r LIST_TOKEN TASK_ID < <(sed -n 1p "$WORK/tokens.txt")
 read -r PAGE_TOKEN _ < <(sed -n 2p "$WORK/tokens.txt")
 
 log "starting the server under callgrind"
-env -u PGOPTIONS DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DATABASE?sslmode=disable" \
-  JWT_SECRET="$SECRET" JWT_ISSUER="$ISSUER" PORT="$PORT" RUST_LOG=warn \
-  valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
-  "$BINARY" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-SERVER_PIDS+=("$SERVER_PID")
-for _ in $(seq 1 600); do
-  curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break
-  sleep 0.2
-done
-curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
+SERVER_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=$WORK/callgrind.out" \
+  SERVER_START_TRIES=600 start_server "$DATABASE"
 
 # The far page's address, walked to through the Link chain.
 echo "$PAGE_TOKEN" | python3 bench/page_cursors.py "http://127.0.0.1:$PORT" "$PAGE_QUERY" \

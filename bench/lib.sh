@@ -47,7 +47,9 @@ fresh_database() {
 }
 
 # start_server DATABASE [PORT]: starts a server, waits until it answers,
-# and makes it the one run_wrk measures.
+# and makes it the one run_wrk measures. SERVER_WRAPPER, if set, is the
+# command the binary runs under (bench/instructions.sh: callgrind), and
+# SERVER_START_TRIES how many tenths of a second it may take to answer.
 start_server() {
   local database="$1" port="${2:-$PORT}"
   # The sign-up/sign-in rate limit stays on (its middleware runs on every
@@ -61,10 +63,10 @@ start_server() {
     JWT_SECRET="$SECRET" JWT_ISSUER="$ISSUER" PORT="$port" RUST_LOG=warn \
     AUTH_RATE_LIMIT_PER_MINUTE=1000000 AUTH_RATE_LIMIT_BURST=1000000 \
     PASSWORD_HASH_WAIT_SECONDS=30 ${SERVER_ENV:-} \
-    "$BINARY" >"$WORK/server-$port.log" 2>&1 &
+    ${SERVER_WRAPPER:-} "$BINARY" >"$WORK/server-$port.log" 2>&1 &
   SERVER_PID=$! SERVER_PORT="$port"
   SERVER_PIDS+=("$SERVER_PID")
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 "${SERVER_START_TRIES:-100}"); do
     curl -sf "http://127.0.0.1:$port/health" >/dev/null && return 0
     sleep 0.1
   done

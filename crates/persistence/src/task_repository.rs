@@ -95,14 +95,7 @@ impl SeaTaskRepository {
                 .iter()
                 .map(|&leg| {
                     let fetch = u64::from(page.limit.get()) + 1;
-                    let mut statement = self.page_leg_query(
-                        filter.clone(),
-                        query.sort,
-                        leg,
-                        page.after.as_ref(),
-                        fetch,
-                    )?;
-                    statement.expr_as(total_of(owner, &query.filter, &filter), TOTAL);
+                    let statement = self.page_leg_query(owner, query, &filter, leg, fetch, true)?;
                     Ok(backend.build(&statement))
                 })
                 .collect::<Result<_, DomainError>>()?,
@@ -194,23 +187,27 @@ impl SeaTaskRepository {
         }
     }
 
-    /// One leg of a page: at most `fetch` rows of `leg`'s index range,
-    /// after the cursor.
+    /// One leg of a page of `owner`'s tasks matching `filter` (the
+    /// condition of `query.filter`): at most `fetch` rows of `leg`'s index
+    /// range after the cursor, and the total as a column when `with_total`.
     fn page_leg_query(
         &self,
-        filter: Condition,
-        sort: TaskSort,
+        owner: UserId,
+        query: &TaskQuery,
+        filter: &Condition,
         leg: PageLeg,
-        after: Option<&TaskPosition>,
         fetch: u64,
+        with_total: bool,
     ) -> Result<SelectStatement, DomainError> {
+        let sort = query.sort;
         let order = order_of(sort.order);
+        let after = query.page.as_ref().and_then(|page| page.after.as_ref());
         if let Some(after) = after
             && after.key.field() != sort.field
         {
             return Err(DomainError::Unexpected(Box::new(CursorOfAnotherSort)));
         }
-        let mut select = tasks::Entity::find().filter(filter);
+        let mut select = tasks::Entity::find().filter(filter.clone());
         if leg == PageLeg::Undated {
             select = select.filter(tasks::Column::DueAt.is_null());
             // After a dated cursor every undated task follows; after an
@@ -238,11 +235,15 @@ impl SeaTaskRepository {
         // The undated leg is ordered by the due date too, though it is
         // NULL throughout: PostgreSQL takes only the index's own column
         // order as given.
-        Ok(select
+        let mut statement = select
             .order_by(sort_expr(sort.field), order.clone())
             .order_by(tasks::Column::Id, order)
             .limit(fetch)
-            .into_query())
+            .into_query();
+        if with_total {
+            statement.expr_as(total_of(owner, &query.filter, filter), TOTAL);
+        }
+        Ok(statement)
     }
 
     /// `(sort value, id)` lies strictly beyond `after` in `order`: a row
@@ -909,17 +910,9 @@ impl TaskRepository for SeaTaskRepository {
         let mut rows = Vec::with_capacity(fetch);
         let mut total = None;
         for &leg in page_legs(query.sort.field, page.after.as_ref()) {
-            let wanted = fetch - rows.len();
-            let mut statement = self.page_leg_query(
-                filter.clone(),
-                query.sort,
-                leg,
-                page.after.as_ref(),
-                wanted as u64,
-            )?;
-            if total.is_none() {
-                statement.expr_as(total_of(owner, &query.filter, &filter), TOTAL);
-            }
+            let wanted = (fetch - rows.len()) as u64;
+            let statement =
+                self.page_leg_query(owner, query, &filter, leg, wanted, total.is_none())?;
             let leg_rows = self
                 .db
                 .query_all_raw(backend.build(&statement))
