@@ -11,7 +11,7 @@ use todo_domain::{
     TaskId, TaskTitle, TaskVersion, Timestamp, User, UserCredentials, UserId,
 };
 
-use crate::entities::{idempotency_keys, tasks, users};
+use crate::entities::{QuietNull, idempotency_keys, tasks, users};
 
 /// Joins a task's label names in `tasks.labels`. No label may hold a
 /// control character, so this one can never occur inside a name.
@@ -105,7 +105,7 @@ impl TryFrom<tasks::Model> for Task {
         };
         let description = match row.description {
             None => None,
-            Some(raw) => {
+            Some(QuietNull(raw)) => {
                 let stored_len = raw.len();
                 match TaskDescription::parse_owned(Some(raw)) {
                     Ok(Some(description)) if description.as_str().len() == stored_len => {
@@ -147,8 +147,10 @@ impl TryFrom<tasks::Model> for Task {
             title,
             description,
             completed: row.completed,
-            completed_at: row.completed_at.map(Timestamp::from_datetime),
-            due_at: row.due_at.map(Timestamp::from_datetime),
+            completed_at: row
+                .completed_at
+                .map(|QuietNull(at)| Timestamp::from_datetime(at)),
+            due_at: row.due_at.map(|QuietNull(at)| Timestamp::from_datetime(at)),
             priority,
             labels,
             created_at: Timestamp::from_datetime(row.created_at),
@@ -267,10 +269,10 @@ mod tests {
             id: Uuid::now_v7(),
             user_id: Uuid::now_v7(),
             title: "Buy milk".into(),
-            description: Some("2 litres".into()),
+            description: Some(QuietNull("2 litres".into())),
             completed: true,
-            completed_at: Some(datetime!(2026-02-06 10:30:00 UTC)),
-            due_at: Some(datetime!(2026-12-24 18:00:00 UTC)),
+            completed_at: Some(QuietNull(datetime!(2026-02-06 10:30:00 UTC))),
+            due_at: Some(QuietNull(datetime!(2026-12-24 18:00:00 UTC))),
             priority: 2,
             labels: "Work\u{1f}home".into(),
             version: 3,
@@ -314,9 +316,12 @@ mod tests {
         assert!(task.completed);
         assert_eq!(
             task.completed_at.map(|at| at.as_datetime()),
-            row.completed_at
+            row.completed_at.map(|QuietNull(at)| at)
         );
-        assert_eq!(task.due_at.map(|at| at.as_datetime()), row.due_at);
+        assert_eq!(
+            task.due_at.map(|at| at.as_datetime()),
+            row.due_at.map(|QuietNull(at)| at)
+        );
         assert_eq!(task.priority, Priority::Medium);
         assert_eq!(task.labels.names().collect::<Vec<_>>(), ["Work", "home"]);
         assert_eq!(task.version, TaskVersion::new(3));
@@ -568,7 +573,7 @@ mod tests {
     #[test]
     fn a_blank_stored_description_is_refused() {
         let row = tasks::Model {
-            description: Some("   ".into()),
+            description: Some(QuietNull("   ".into())),
             ..task_row()
         };
         assert_eq!(Task::try_from(row).unwrap_err().column, "description");

@@ -3,6 +3,7 @@
 //! `timestamps`), and rows become domain values only in `conversions`.
 
 pub(crate) mod idempotency_keys;
+mod quiet_null;
 pub(crate) mod sign_in_failures;
 pub(crate) mod task_changes;
 pub(crate) mod task_labels;
@@ -12,3 +13,5 @@ pub(crate) mod user_change_heads;
 pub(crate) mod user_identities;
 pub(crate) mod user_task_counts;
 pub(crate) mod users;
+
+pub(crate) use quiet_null::QuietNull;

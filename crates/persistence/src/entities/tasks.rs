@@ -1,6 +1,8 @@
 use sea_orm::entity::prelude::*;
 use time::OffsetDateTime;
 
+use super::QuietNull;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "tasks")]
 pub struct Model {
@@ -8,11 +10,11 @@ pub struct Model {
     pub id: Uuid,
     pub user_id: Uuid,
     pub title: String,
-    pub description: Option<String>,
+    pub description: Option<QuietNull<String>>,
     pub completed: bool,
     /// `None` exactly while `completed` is false.
-    pub completed_at: Option<OffsetDateTime>,
-    pub due_at: Option<OffsetDateTime>,
+    pub completed_at: Option<QuietNull<OffsetDateTime>>,
+    pub due_at: Option<QuietNull<OffsetDateTime>>,
     /// The rank of the priority, 0 (none) to 3 (high).
     pub priority: i16,
     /// The labels' names in order, joined with U+001F; `""` for none.
