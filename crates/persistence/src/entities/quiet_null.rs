@@ -32,6 +32,8 @@ where
         } else if let Some(row) = result.try_as_sqlite_row() {
             row.try_get::<Option<T>, _>(index.as_sqlx_sqlite_index())
         } else {
+            // `connect` opens only these two engines; a row of another
+            // (SeaORM's mock, say) is a wiring mistake, reported as one.
             return Err(TryGetError::DbErr(DbErr::Type(
                 "a row of neither PostgreSQL nor SQLite".to_owned(),
             )));
