@@ -110,6 +110,9 @@ for dump in $(ls -v "$WORK"/callgrind.out.*); do
   printf '%-10s %8d\n' "$name" "$((total / REQUESTS))"
   [ -z "${KEEP:-}" ] || cp "$dump" "$KEEP/$name.callgrind"
   if [ "$TOP" -gt 0 ]; then
-    callgrind_annotate --inclusive=no "$dump" 2>/dev/null | sed -n "/^Ir/,\$p" | sed -n "3,$((TOP + 2))p"
+    # The function table, past the totals; the threads' entry frames, which
+    # callgrind charges with everything below them, are left out.
+    callgrind_annotate --inclusive=no --threshold=100 "$dump" 2>/dev/null \
+      | sed -n '/file:function/,$p' | sed -n '3,$p' | grep -v '(100.0%)' | sed -n "1,${TOP}p"
   fi
 done

@@ -91,14 +91,17 @@ impl SeaTaskRepository {
         Ok(match &query.page {
             None => vec![backend.build(&whole_list(filter, query.sort))],
             // Every leg the page may read, each with the total.
-            Some(page) => page_legs(query.sort.field, page.after.as_ref())
-                .iter()
-                .map(|&leg| {
-                    let fetch = u64::from(page.limit.get()) + 1;
-                    let statement = self.page_leg_query(owner, query, &filter, leg, fetch, true)?;
-                    Ok(backend.build(&statement))
-                })
-                .collect::<Result<_, DomainError>>()?,
+            Some(page) => {
+                let fetch = u64::from(page.limit.get()) + 1;
+                page_legs(query.sort.field, page.after.as_ref())
+                    .iter()
+                    .map(|&leg| {
+                        let statement =
+                            self.page_leg_query(owner, query, &filter, leg, fetch, true)?;
+                        Ok(backend.build(&statement))
+                    })
+                    .collect::<Result<_, DomainError>>()?
+            }
         })
     }
 
