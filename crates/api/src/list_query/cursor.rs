@@ -48,7 +48,9 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// The key that seals and opens cursors.
 pub struct CursorKeys {
-    key: [u8; 32],
+    /// HMAC already keyed: each tag starts from a clone of it, so the key's
+    /// two blocks are hashed once, not for every cursor.
+    keyed: HmacSha256,
 }
 
 impl std::fmt::Debug for CursorKeys {
@@ -65,13 +67,14 @@ impl CursorKeys {
     pub fn derive(secret: &SecretString) -> Self {
         let mut mac = new_mac(secret.expose_secret().as_bytes());
         mac.update(KEY_LABEL);
-        let mut key = [0; 32];
-        key.copy_from_slice(&mac.finalize().into_bytes());
-        Self { key }
+        let key = mac.finalize().into_bytes();
+        Self {
+            keyed: new_mac(&key),
+        }
     }
 
     fn tagged(&self, payload: &[u8], caller: UserId, binding: &[u8]) -> HmacSha256 {
-        let mut mac = new_mac(&self.key);
+        let mut mac = self.keyed.clone();
         mac.update(payload);
         mac.update(caller.as_uuid().as_bytes());
         mac.update(binding);
