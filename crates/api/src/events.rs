@@ -5,14 +5,16 @@
 //! A stream is woken, never handed a change: it then reads the changes feed
 //! from its last position, so the feed alone decides what a client sees and
 //! in which order, and a wake-up that finds nothing new costs one read. The
-//! streams of one user woken by the same write share that read.
+//! streams of one user woken by the same write share that read, and the
+//! events written from it.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use actix_web_lab::sse;
 use todo_domain::ports::ChangeNotifier;
-use todo_domain::{ChangePage, FeedPosition, UserId};
+use todo_domain::{FeedPosition, UserId};
 use tokio::sync::watch;
 
 /// The most streams one user may have open on one instance (contract
@@ -44,8 +46,8 @@ struct UserStreams {
 
 /// The latest feed read of one user's streams on this instance. Streams of
 /// one user usually stand at the same position and wake on the same ring,
-/// so the first to wake reads and the others take its page: one read per
-/// write, not one per open stream.
+/// so the first to wake reads and the others take its page: one read, and
+/// one set of events to send, per write, not one per open stream.
 #[derive(Default)]
 struct SharedRead {
     /// Held across the read, so the streams woken together wait for the
@@ -58,7 +60,19 @@ struct SharedRead {
 struct PageRead {
     from: FeedPosition,
     rung: u64,
-    page: ChangePage,
+    page: EventPage,
+}
+
+/// A page of the feed as a stream sends it: its changes as events, ready
+/// to write (an event's `id` names the position after it and the user, so
+/// it is the same on each of the user's streams), and where they leave the
+/// client. Cloning shares the events.
+#[derive(Clone)]
+pub struct EventPage {
+    pub events: Arc<[sse::Event]>,
+    pub next: FeedPosition,
+    /// More changes follow at once.
+    pub has_more: bool,
 }
 
 impl Default for StreamHub {
@@ -192,9 +206,9 @@ impl StreamSlot {
     ///
     /// # Errors
     /// What `read` answered; nothing is kept then.
-    pub async fn read_shared<E, F>(&self, from: FeedPosition, read: F) -> Result<ChangePage, E>
+    pub async fn read_shared<E, F>(&self, from: FeedPosition, read: F) -> Result<EventPage, E>
     where
-        F: Future<Output = Result<ChangePage, E>>,
+        F: Future<Output = Result<EventPage, E>>,
     {
         // Every ring this slot has woken on is counted in this, or below.
         let woken_on = *self.bell.borrow();
@@ -258,17 +272,16 @@ mod tests {
         assert_eq!(bobs.wait().await, Wake::Changed);
     }
 
-    fn page_to(next: u64) -> ChangePage {
-        ChangePage {
-            changes: Vec::new(),
-            positions: Vec::new(),
+    fn page_to(next: u64) -> EventPage {
+        EventPage {
+            events: Arc::new([]),
             next: FeedPosition::at(next),
             has_more: false,
         }
     }
 
     /// A read that counts itself and answers a page ending at `next`.
-    async fn counted(reads: &AtomicU32, next: u64) -> Result<ChangePage, ()> {
+    async fn counted(reads: &AtomicU32, next: u64) -> Result<EventPage, ()> {
         reads.fetch_add(1, Ordering::SeqCst);
         Ok(page_to(next))
     }

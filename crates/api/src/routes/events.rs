@@ -17,7 +17,7 @@ use crate::auth::AuthenticatedUser;
 use crate::connection_watch::InProgress;
 use crate::dto::ChangeResponse;
 use crate::error::ApiError;
-use crate::events::{StreamHub, StreamSlot, Wake};
+use crate::events::{EventPage, StreamHub, StreamSlot, Wake};
 use crate::list_query::{CursorKeys, parse_changes};
 use crate::openapi::params::EventsParams;
 use crate::openapi::responses::{
@@ -90,7 +90,7 @@ pub async fn task_events(
         Some(since) => {
             reader.position = since;
             let page = tasks.changes(user, Some(since)).await?;
-            reader.take(page);
+            reader.take(&as_events(page, &cursors, user));
         }
         None => reader.position = tasks.feed_head(user).await?,
     }
@@ -169,7 +169,7 @@ impl Reader {
                 return None;
             }
             let page = self.read().await?;
-            self.take(page);
+            self.take(&page);
         }
     }
 
@@ -195,10 +195,13 @@ impl Reader {
     /// come back before the stream ends; `None` ends it, and the client
     /// then reconnects with its last id and misses nothing (an expired
     /// cursor is answered 410).
-    async fn read(&mut self) -> Option<ChangePage> {
+    async fn read(&mut self) -> Option<EventPage> {
         let mut attempts = 1;
         loop {
-            let read = self.tasks.changes(self.user, Some(self.position));
+            let read = async {
+                let page = self.tasks.changes(self.user, Some(self.position)).await?;
+                Ok(as_events(page, &self.cursors, self.user))
+            };
             match self.slot.read_shared(self.position, read).await {
                 Ok(page) => return Some(page),
                 Err(DomainError::Unavailable(error)) if attempts < READ_ATTEMPTS => {
@@ -216,23 +219,34 @@ impl Reader {
         }
     }
 
-    /// Queues a page's changes as events.
-    fn take(&mut self, page: ChangePage) {
+    /// Queues a page's events.
+    fn take(&mut self, page: &EventPage) {
         self.read_more = page.has_more;
-        for (change, position) in page.changes.into_iter().zip(page.positions) {
-            let name = match &change {
-                Change::Upsert(_) => "upsert",
-                Change::Delete(_) => "delete",
-            };
-            let id = self.cursors.seal_feed(position, self.user);
-            match sse::Data::new_json(ChangeResponse::from(change)) {
-                Ok(data) => self.pending.push_back(data.event(name).id(id).into()),
-                // Serialising our own response types does not fail; were it
-                // to, the change is skipped here, and a reconnect from an
-                // earlier id would read it again.
-                Err(error) => tracing::error!(%error, "a change could not be written as JSON"),
-            }
-        }
+        self.pending.extend(page.events.iter().cloned());
         self.position = page.next;
+    }
+}
+
+/// A page's changes as `user`'s events, each with the cursor after it.
+fn as_events(page: ChangePage, cursors: &CursorKeys, user: UserId) -> EventPage {
+    let mut events = Vec::with_capacity(page.changes.len());
+    for (change, position) in page.changes.into_iter().zip(page.positions) {
+        let name = match &change {
+            Change::Upsert(_) => "upsert",
+            Change::Delete(_) => "delete",
+        };
+        let id = cursors.seal_feed(position, user);
+        match sse::Data::new_json(ChangeResponse::from(change)) {
+            Ok(data) => events.push(data.event(name).id(id).into()),
+            // Serialising our own response types does not fail; were it
+            // to, the change is skipped here, and a reconnect from an
+            // earlier id would read it again.
+            Err(error) => tracing::error!(%error, "a change could not be written as JSON"),
+        }
+    }
+    EventPage {
+        events: events.into(),
+        next: page.next,
+        has_more: page.has_more,
     }
 }
