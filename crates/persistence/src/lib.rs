@@ -20,6 +20,7 @@ mod errors;
 mod idempotency_store;
 mod identity_repository;
 mod pool;
+mod prebuilt;
 mod sign_in_failure_repository;
 mod task_repository;
 mod timestamps;

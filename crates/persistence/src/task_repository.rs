@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::extension::postgres::PgExpr;
@@ -6,8 +8,8 @@ use sea_orm::sea_query::{
     Query, SelectStatement, UnionType,
 };
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait,
     UpdateMany, Value,
 };
 use todo_domain::ports::TaskRepository;
@@ -23,6 +25,7 @@ use crate::entities::{
     user_task_counts,
 };
 use crate::errors::{domain_error, unbuildable};
+use crate::prebuilt::Prebuilt;
 use crate::timestamps::{optional_timestamp_value, timestamp_value};
 use crate::{Backend, Database, backend_of};
 
@@ -37,6 +40,7 @@ use crate::{Backend, Database, backend_of};
 pub struct SeaTaskRepository {
     db: Database,
     backend: Backend,
+    feed: Arc<FeedStatements>,
 }
 
 /// A list page was asked to start after a position in another order: the
@@ -63,7 +67,8 @@ impl SeaTaskRepository {
     #[must_use]
     pub fn new(db: Database) -> Self {
         let backend = backend_of(&db);
-        Self { db, backend }
+        let feed = Arc::new(FeedStatements::build(db.get_database_backend()));
+        Self { db, backend, feed }
     }
 
     fn timestamp(&self, at: Timestamp) -> Value {
@@ -642,6 +647,78 @@ fn read_position(position: i64) -> Result<u64, DomainError> {
     u64::try_from(position).map_err(|_| DomainError::Unexpected(Box::new(PositionOutOfRange)))
 }
 
+/// [`feed_query`]'s two shapes, built once (crate::prebuilt): a walk from
+/// the start, which reads no deletion, and a walk from a position.
+#[derive(Debug)]
+struct FeedStatements {
+    from_start: Prebuilt<3>,
+    from_position: Prebuilt<4>,
+}
+
+/// Stand-ins for the feed's arguments: no real owner, position or page
+/// size takes these values, and no constant of the statement does.
+const STAND_IN_OWNER: Uuid = Uuid::max();
+const STAND_IN_TASKS_AFTER: i64 = i64::MIN;
+const STAND_IN_DELETES_AFTER: i64 = i64::MIN + 1;
+const STAND_IN_FETCH: u64 = u64::MAX;
+
+impl FeedStatements {
+    fn build(backend: DbBackend) -> Self {
+        let owner = UserId::from_uuid(STAND_IN_OWNER);
+        Self {
+            from_start: Prebuilt::new(
+                backend.build(&feed_query(
+                    owner,
+                    STAND_IN_TASKS_AFTER,
+                    None,
+                    STAND_IN_FETCH,
+                )),
+                &[
+                    STAND_IN_OWNER.into(),
+                    STAND_IN_TASKS_AFTER.into(),
+                    STAND_IN_FETCH.into(),
+                ],
+            ),
+            from_position: Prebuilt::new(
+                backend.build(&feed_query(
+                    owner,
+                    STAND_IN_TASKS_AFTER,
+                    Some(STAND_IN_DELETES_AFTER),
+                    STAND_IN_FETCH,
+                )),
+                &[
+                    STAND_IN_OWNER.into(),
+                    STAND_IN_TASKS_AFTER.into(),
+                    STAND_IN_DELETES_AFTER.into(),
+                    STAND_IN_FETCH.into(),
+                ],
+            ),
+        }
+    }
+
+    /// What `feed_query` with these arguments builds.
+    fn statement(
+        &self,
+        owner: UserId,
+        tasks_after: i64,
+        deletes_after: Option<i64>,
+        fetch: u64,
+    ) -> Statement {
+        let owner = Value::from(owner.as_uuid());
+        match deletes_after {
+            None => self
+                .from_start
+                .bind(&[owner, tasks_after.into(), fetch.into()]),
+            Some(deletes_after) => self.from_position.bind(&[
+                owner,
+                tasks_after.into(),
+                deletes_after.into(),
+                fetch.into(),
+            ]),
+        }
+    }
+}
+
 /// The feed's statement: up to `fetch` changes of `owner` in position
 /// order, the tasks whose latest change is after `tasks_after` and the
 /// deletions after `deletes_after`, each task row joined to its change and
@@ -1184,7 +1261,7 @@ impl TaskRepository for SeaTaskRepository {
     ) -> Result<ChangeSlice, DomainError> {
         // One statement: the changes and, on every row, the head and floor,
         // all in one snapshot, so a page that ends at the head misses none.
-        let statement = feed_query(
+        let statement = self.feed.statement(
             owner,
             stored_position(since.map_or(0, |from| from.tasks_after))?,
             since
@@ -1194,7 +1271,7 @@ impl TaskRepository for SeaTaskRepository {
         );
         let rows = self
             .db
-            .query_all_raw(self.db.get_database_backend().build(&statement))
+            .query_all_raw(statement)
             .await
             .map_err(domain_error)?;
         let Some(first) = rows.first() else {
@@ -1271,5 +1348,22 @@ mod tests {
     #[test]
     fn other_text_is_kept_between_two_wildcards() {
         assert_eq!(contains_pattern("Küche 🦀"), "%Küche 🦀%");
+    }
+
+    #[test]
+    fn the_prebuilt_feed_statements_are_what_a_fresh_build_gives() {
+        for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
+            let feed = FeedStatements::build(backend);
+            for (tasks_after, deletes_after, fetch) in
+                [(0, None, 501), (17, Some(4), 101), (i64::MAX, Some(0), 1)]
+            {
+                let owner = UserId::generate();
+                let fresh = backend.build(&feed_query(owner, tasks_after, deletes_after, fetch));
+                let bound = feed.statement(owner, tasks_after, deletes_after, fetch);
+                assert_eq!(bound.sql, fresh.sql);
+                assert_eq!(bound.values, fresh.values);
+                assert_eq!(bound.db_backend, backend);
+            }
+        }
     }
 }
