@@ -5,7 +5,9 @@
 # judged by it before (and beside) a load run. See docs/performance.md,
 # "Counting instructions".
 #
-#   bench/instructions.sh                 list, page 1, page 50 and get
+#   bench/instructions.sh                 list, page 1, page 50 and get; then a
+#                                         PATCH alone and with 5 event streams per
+#                                         user (what delivering one change costs)
 #   REQUESTS=200 bench/instructions.sh    fewer requests per scenario
 #   TOP=25 bench/instructions.sh          also each scenario's costliest functions
 #   BINARY=path/to/todo-api bench/instructions.sh   another build
@@ -17,6 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REQUESTS="${REQUESTS:-500}"       # measured requests per scenario
+DELIVER_USERS=20                  # users the delivery scenarios patch for
+STREAMS_PER_USER=5                # the contract's most per user and instance
 WARMUP="${WARMUP:-50}"            # unmeasured requests before them
 TOP="${TOP:-0}"
 WORK="$(mktemp -d)"
@@ -38,7 +42,7 @@ fresh_database "$DATABASE"
 start_server "$DATABASE"   # applies the migrations
 stop_servers
 # The same shapes as bench/seed_large.sql's `bench-N` and `page-N` users.
-psql -q -d "$DATABASE" <<'SQL'
+psql -q -d "$DATABASE" <<SQL
 INSERT INTO users (id, email, password_hash, created_at)
 SELECT gen_random_uuid(), email, 'not a hash: these users never sign in', now() - interval '30 days'
 FROM (VALUES ('list@bench.example'), ('page@bench.example')) AS v(email);
@@ -51,12 +55,23 @@ SELECT gen_random_uuid(), u.id, 'seeded task ' || n, NULL, n % 3 = 0,
 FROM users AS u
 CROSS JOIN LATERAL generate_series(1, CASE WHEN u.email LIKE 'list%' THEN 20 ELSE 2000 END) AS n
 CROSS JOIN LATERAL (SELECT now() - (n || ' minutes')::interval AS stamp) AS t;
+-- The delivery scenarios' users: one task each, patched round robin.
+INSERT INTO users (id, email, password_hash, created_at)
+SELECT gen_random_uuid(), 'deliver-' || n || '@bench.example', 'not a hash', now()
+FROM generate_series(1, $DELIVER_USERS) AS n;
+INSERT INTO tasks (id, user_id, title, created_at, updated_at)
+SELECT gen_random_uuid(), id, 'delivered', now(), now() FROM users WHERE email LIKE 'deliver-%';
 UPDATE users SET task_count = (SELECT count(*) FROM tasks WHERE tasks.user_id = users.id);
 ANALYZE;
 SQL
-psql -At -F ' ' -d "$DATABASE" \
-  -c "SELECT u.id, u.email, (SELECT t.id FROM tasks t WHERE t.user_id = u.id LIMIT 1) FROM users u ORDER BY u.email" \
-  | python3 bench/mint_tokens.py "$SECRET" "$ISSUER" 86400 >"$WORK/tokens.txt"
+# tokens WHERE: "token task_id" lines for the users the condition picks.
+tokens() {
+  psql -At -F ' ' -d "$DATABASE" \
+    -c "SELECT u.id, u.email, (SELECT t.id FROM tasks t WHERE t.user_id = u.id LIMIT 1) FROM users u WHERE $1 ORDER BY u.email" \
+    | python3 bench/mint_tokens.py "$SECRET" "$ISSUER" 86400
+}
+tokens "u.email NOT LIKE 'deliver-%'" >"$WORK/tokens.txt"
+tokens "u.email LIKE 'deliver-%'" >"$WORK/deliver-tokens.txt"
 read -r LIST_TOKEN TASK_ID < <(sed -n 1p "$WORK/tokens.txt")
 read -r PAGE_TOKEN _ < <(sed -n 2p "$WORK/tokens.txt")
 
@@ -99,6 +114,12 @@ measure list "$LIST_TOKEN" /api/tasks
 measure page_1 "$PAGE_TOKEN" "$PAGE_QUERY"
 measure "page_$PAGE_NUMBER" "$PAGE_TOKEN" "$PAGE_FAR"
 measure get "$LIST_TOKEN" "/api/tasks/$TASK_ID"
+# A change's delivery: the same PATCHes without and with streams open; the
+# difference is what the server does to deliver one change to a user's 5
+# streams (the feed read and 5 events).
+python3 bench/deliver.py "$PORT" "$WORK/deliver-tokens.txt" 0 "$REQUESTS" "$WARMUP" "$SERVER_PID" patch
+python3 bench/deliver.py "$PORT" "$WORK/deliver-tokens.txt" "$STREAMS_PER_USER" "$REQUESTS" "$WARMUP" \
+  "$SERVER_PID" "patch_${STREAMS_PER_USER}_streams"
 stop_servers
 
 log "instructions per request ($REQUESTS requests each, $BINARY)"
