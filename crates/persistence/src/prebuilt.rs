@@ -11,7 +11,7 @@
 use sea_orm::{DbBackend, Statement, Value, Values};
 
 /// A statement's text and values, built once; see the module's comment.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Prebuilt<const ARGUMENTS: usize> {
     backend: DbBackend,
     sql: String,
@@ -22,7 +22,7 @@ pub(crate) struct Prebuilt<const ARGUMENTS: usize> {
 /// constant it compares with), or taken from the call's argument at this
 /// index, which is below the number of stand-ins, so within every call's
 /// arguments.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Slot {
     Fixed(Value),
     Argument(usize),

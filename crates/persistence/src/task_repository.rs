@@ -664,34 +664,27 @@ const STAND_IN_FETCH: u64 = u64::MAX;
 
 impl FeedStatements {
     fn build(backend: DbBackend) -> Self {
-        let owner = UserId::from_uuid(STAND_IN_OWNER);
+        let with_stand_ins = |deletes_after| {
+            backend.build(&feed_query(
+                UserId::from_uuid(STAND_IN_OWNER),
+                STAND_IN_TASKS_AFTER,
+                deletes_after,
+                STAND_IN_FETCH,
+            ))
+        };
         Self {
             from_start: Prebuilt::new(
-                backend.build(&feed_query(
-                    owner,
-                    STAND_IN_TASKS_AFTER,
-                    None,
-                    STAND_IN_FETCH,
-                )),
-                &[
-                    STAND_IN_OWNER.into(),
-                    STAND_IN_TASKS_AFTER.into(),
-                    STAND_IN_FETCH.into(),
-                ],
+                with_stand_ins(None),
+                &from_start_arguments(STAND_IN_OWNER, STAND_IN_TASKS_AFTER, STAND_IN_FETCH),
             ),
             from_position: Prebuilt::new(
-                backend.build(&feed_query(
-                    owner,
+                with_stand_ins(Some(STAND_IN_DELETES_AFTER)),
+                &from_position_arguments(
+                    STAND_IN_OWNER,
                     STAND_IN_TASKS_AFTER,
-                    Some(STAND_IN_DELETES_AFTER),
+                    STAND_IN_DELETES_AFTER,
                     STAND_IN_FETCH,
-                )),
-                &[
-                    STAND_IN_OWNER.into(),
-                    STAND_IN_TASKS_AFTER.into(),
-                    STAND_IN_DELETES_AFTER.into(),
-                    STAND_IN_FETCH.into(),
-                ],
+                ),
             ),
         }
     }
@@ -704,19 +697,39 @@ impl FeedStatements {
         deletes_after: Option<i64>,
         fetch: u64,
     ) -> Statement {
-        let owner = Value::from(owner.as_uuid());
+        let owner = owner.as_uuid();
         match deletes_after {
             None => self
                 .from_start
-                .bind(&[owner, tasks_after.into(), fetch.into()]),
-            Some(deletes_after) => self.from_position.bind(&[
+                .bind(&from_start_arguments(owner, tasks_after, fetch)),
+            Some(deletes_after) => self.from_position.bind(&from_position_arguments(
                 owner,
-                tasks_after.into(),
-                deletes_after.into(),
-                fetch.into(),
-            ]),
+                tasks_after,
+                deletes_after,
+                fetch,
+            )),
         }
     }
+}
+
+/// The arguments of each shape, in one order for the stand-ins and the
+/// calls alike.
+fn from_start_arguments(owner: Uuid, tasks_after: i64, fetch: u64) -> [Value; 3] {
+    [owner.into(), tasks_after.into(), fetch.into()]
+}
+
+fn from_position_arguments(
+    owner: Uuid,
+    tasks_after: i64,
+    deletes_after: i64,
+    fetch: u64,
+) -> [Value; 4] {
+    [
+        owner.into(),
+        tasks_after.into(),
+        deletes_after.into(),
+        fetch.into(),
+    ]
 }
 
 /// The feed's statement: up to `fetch` changes of `owner` in position

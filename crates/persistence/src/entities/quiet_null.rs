@@ -1,6 +1,7 @@
 //! The value of a nullable column, read so that a NULL costs nothing.
 //!
-//! SeaORM 2.0.4 reads an `Option<T>` field by reading a `T`, and for a
+//! SeaORM, at the version this workspace pins (docs/architecture.md names
+//! it), reads an `Option<T>` field by reading a `T`, and for a
 //! NULL that read fails with the column's name formatted into the error,
 //! which the `Option` then throws away. The hot reads (a list, a page, a
 //! feed) meet two or three NULLs per task row, so those formatted names
