@@ -127,11 +127,12 @@ impl Application {
             clock.clone(),
         ));
         spawn_sign_in_failure_clean_up(&accounts, settings.sign_in_limit.window);
-        // Every committed write wakes its owner's live streams, which then
-        // read the feed. On PostgreSQL the news goes through the database,
-        // so streams on every instance wake, this one's included; on SQLite
-        // there is one instance and the news stays in process.
-        let streams = StreamHub::new();
+        // Every committed write reaches its owner's live streams. On
+        // PostgreSQL the news goes through the database, so streams on every
+        // instance hear it, this one's included; on SQLite there is one
+        // instance and the news stays in process.
+        let cursors = Arc::new(CursorKeys::derive(&settings.jwt_secret));
+        let streams = StreamHub::new(cursors.clone());
         let change_listener = ChangeListener::start(&db, Arc::new(streams.clone()));
         let notifier: Arc<dyn ChangeNotifier> = match change_listener {
             Some(_) => Arc::new(PgChangeNotifier::start(db.clone())),
@@ -170,7 +171,7 @@ impl Application {
         }
         let state = AppState {
             tasks: tasks.clone(),
-            cursors: web::Data::new(CursorKeys::derive(&settings.jwt_secret)),
+            cursors: web::Data::from(cursors),
             authenticator: web::Data::new(authenticator),
             accounts: web::Data::from(accounts),
             keys: web::Data::from(keys),

@@ -306,15 +306,24 @@ pub trait SignInFailureRepository: Send + Sync {
 }
 
 /// Told after every write to a user's tasks has committed, so whatever
-/// waits on that user's changes (the live event stream) reads the feed
-/// again. It carries no change: the feed is the one source of what
-/// changed and in which order, so a lost or doubled call costs at most a
-/// read. Plain and synchronous, so an in-process channel and a database
-/// `NOTIFY` can both stand behind it; it must not block.
+/// waits on that user's changes (the live event stream) hears of it. The
+/// feed stays the one source of what changed and in which order: news
+/// that carries a change is only a shortcut for a reader standing right
+/// before it, and any other reader reads the feed, so a lost, late or
+/// doubled call costs at most a read. Plain and synchronous, so an
+/// in-process channel and a database `NOTIFY` can both stand behind it;
+/// it must not block.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait ChangeNotifier: Send + Sync {
-    /// `owner`'s tasks changed.
+    /// `owner`'s tasks changed (a delete, or news that says no more).
     fn changed(&self, owner: UserId);
+
+    /// `task` was created or changed, and this is it as the write left
+    /// it. `position` is the position that write took in its owner's
+    /// feed, when the caller knows it: a writer does not (the database
+    /// hands positions out), news that crossed from another instance
+    /// may.
+    fn written(&self, task: &Task, position: Option<u64>);
 
     /// Any user's tasks may have changed: the news of some writes was lost
     /// (the connection that carries it between instances dropped), so
@@ -328,6 +337,8 @@ pub struct NoNotifier;
 
 impl ChangeNotifier for NoNotifier {
     fn changed(&self, _owner: UserId) {}
+
+    fn written(&self, _task: &Task, _position: Option<u64>) {}
 
     fn all_changed(&self) {}
 }

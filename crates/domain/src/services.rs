@@ -77,9 +77,8 @@ impl TaskService {
         self
     }
 
-    /// Passes a write's answer through, telling the notifier first when it
-    /// is a success: only then did something commit. A replayed answer did
-    /// nothing now, so it tells no one.
+    /// Passes a delete's answer through, telling the notifier first when it
+    /// is a success: only then did something commit.
     fn told<T>(&self, owner: UserId, outcome: Result<T, DomainError>) -> Result<T, DomainError> {
         if outcome.is_ok() {
             self.notifier.changed(owner);
@@ -87,13 +86,23 @@ impl TaskService {
         outcome
     }
 
+    /// Passes an update's answer through, handing the written task to the
+    /// notifier first when there is one.
+    fn told_written(&self, outcome: Result<Task, DomainError>) -> Result<Task, DomainError> {
+        if let Ok(task) = &outcome {
+            self.notifier.written(task, None);
+        }
+        outcome
+    }
+
+    /// As [`Self::told_written`] for a retry-safe write: a replayed answer
+    /// did nothing now, so it tells no one.
     fn told_outcome(
         &self,
-        owner: UserId,
         outcome: Result<Outcome<Task>, DomainError>,
     ) -> Result<Outcome<Task>, DomainError> {
-        if let Ok(Outcome::Done(_)) = outcome {
-            self.notifier.changed(owner);
+        if let Ok(Outcome::Done(task)) = &outcome {
+            self.notifier.written(task, None);
         }
         outcome
     }
@@ -132,7 +141,7 @@ impl TaskService {
                 Ok(task)
             })
             .await;
-        self.told_outcome(owner, outcome)
+        self.told_outcome(outcome)
     }
 
     /// The caller's tasks that pass the query, in its order.
@@ -179,7 +188,7 @@ impl TaskService {
             Some(task) => Ok(task),
             None => Err(self.explain_conditional_miss(id, owner, conditional).await),
         };
-        self.told(owner, outcome)
+        self.told_written(outcome)
     }
 
     /// Flips or sets a task's completion.
@@ -210,7 +219,7 @@ impl TaskService {
                 }
             })
             .await;
-        self.told_outcome(owner, outcome)
+        self.told_outcome(outcome)
     }
 
     /// Deletes one of the caller's tasks.

@@ -9,11 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Statement};
-use todo_domain::UserId;
-use todo_domain::ports::ChangeNotifier;
+use todo_domain::ports::{ChangeNotifier, TaskRepository, UserRepository};
+use todo_domain::{
+    Email, Labels, NewUser, PasswordHash, Priority, Task, TaskId, TaskPatch, TaskTitle,
+    TaskVersion, Timestamp, UserId,
+};
 use todo_persistence::testing::TestDatabase;
 use todo_persistence::{
-    Backend, ChangeListener, Database, DatabaseSettings, PgChangeNotifier, connect,
+    Backend, ChangeListener, Database, DatabaseSettings, PgChangeNotifier, SeaTaskRepository,
+    SeaUserRepository, connect, migrate,
 };
 use tokio::sync::mpsc;
 
@@ -22,9 +26,10 @@ use tokio::sync::mpsc;
 const PATIENCE: Duration = Duration::from_secs(5);
 
 /// What a listener handed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Heard {
     Owner(UserId),
+    Written(Task, Option<u64>),
     Everyone,
 }
 
@@ -34,6 +39,10 @@ struct Recorder(mpsc::UnboundedSender<Heard>);
 impl ChangeNotifier for Recorder {
     fn changed(&self, owner: UserId) {
         let _ = self.0.send(Heard::Owner(owner));
+    }
+
+    fn written(&self, task: &Task, position: Option<u64>) {
+        let _ = self.0.send(Heard::Written(task.clone(), position));
     }
 
     fn all_changed(&self) {
@@ -106,6 +115,66 @@ async fn news_from_one_instance_names_the_owner_on_another() {
     assert!(quiet.is_err(), "heard more than one owner: {quiet:?}");
 }
 
+/// A created or changed task arrives whole, with the position its write
+/// took, which the sending statement read from the row; a task written
+/// again before its news left has moved on, and its news names only the
+/// owner (the later write's own news brings the task).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_written_task_arrives_whole_with_the_position_its_write_took() {
+    let Some((writer, reader, _database)) = two_instances().await else {
+        return;
+    };
+    migrate(&writer).await.unwrap();
+    let owner = UserId::generate();
+    SeaUserRepository::new(writer.clone())
+        .insert(&NewUser {
+            id: owner,
+            email: Email::parse("news@example.com").unwrap(),
+            password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$salt$hash".into()),
+            created_at: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    let tasks = SeaTaskRepository::new(writer.clone());
+    let now = Timestamp::now();
+    let created = Task {
+        id: TaskId::generate(),
+        owner,
+        title: TaskTitle::parse("first title").unwrap(),
+        description: None,
+        completed: false,
+        completed_at: None,
+        due_at: None,
+        priority: Priority::None,
+        labels: Labels::parse(&["news"]).unwrap(),
+        created_at: now,
+        updated_at: now,
+        version: TaskVersion::FIRST,
+    };
+    tasks.insert(&created, 100, None).await.unwrap();
+    let retitle = TaskPatch {
+        title: Some(TaskTitle::parse("second title").unwrap()),
+        ..TaskPatch::default()
+    };
+    let changed = tasks
+        .patch_owned(created.id, owner, &retitle, None, Timestamp::now())
+        .await
+        .unwrap()
+        .expect("the task is there");
+    let head = tasks.changes_since(owner, None, 10).await.unwrap().head;
+
+    let (_listener, mut heard) = listening(&reader).await;
+    let notifier = PgChangeNotifier::start(writer);
+    notifier.written(&created, None);
+    notifier.written(&changed, None);
+    assert_eq!(next(&mut heard).await, Heard::Owner(owner));
+    assert_eq!(
+        next(&mut heard).await,
+        Heard::Written(changed, Some(head)),
+        "the second write took the owner's latest position"
+    );
+}
+
 /// More owners than one notice may carry all arrive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_writes_for_many_owners_names_every_owner() {
@@ -126,7 +195,7 @@ async fn a_burst_of_writes_for_many_owners_names_every_owner() {
                 assert!(owners.contains(&owner), "a stranger: {owner:?}");
                 named.insert(owner);
             }
-            Heard::Everyone => panic!("the listener reconnected"),
+            other => panic!("not an owner's name: {other:?}"),
         }
     }
 }

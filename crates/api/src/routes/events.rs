@@ -11,11 +11,10 @@ use actix_web::http::header::HeaderName;
 use actix_web::{HttpRequest, HttpResponse, Responder, web};
 use actix_web_lab::sse;
 use futures_util::StreamExt;
-use todo_domain::{Change, ChangePage, DomainError, FeedPosition, TaskService, UserId};
+use todo_domain::{DomainError, FeedPosition, TaskService, UserId};
 
 use crate::auth::AuthenticatedUser;
 use crate::connection_watch::InProgress;
-use crate::dto::ChangeResponse;
 use crate::error::ApiError;
 use crate::events::{EventPage, StreamHub, StreamSlot, Wake};
 use crate::list_query::{CursorKeys, parse_changes};
@@ -90,7 +89,7 @@ pub async fn task_events(
         Some(since) => {
             reader.position = since;
             let page = tasks.changes(user, Some(since)).await?;
-            reader.take(&as_events(page, &cursors, user));
+            reader.take(&EventPage::from_feed(page, &cursors, user));
         }
         None => reader.position = tasks.feed_head(user).await?,
     }
@@ -165,10 +164,19 @@ impl Reader {
             if let Some(event) = self.pending.pop_front() {
                 return Some((event, self));
             }
-            if !self.read_more && !self.wait(None).await {
-                return None;
-            }
-            let page = self.read().await?;
+            let page = if self.read_more {
+                self.read().await?
+            } else {
+                if !self.wait(None).await {
+                    return None;
+                }
+                // What news brought whole, when it is all that changed;
+                // else the feed.
+                match self.slot.brought_after(self.position) {
+                    Some(brought) => brought,
+                    None => self.read().await?,
+                }
+            };
             self.take(&page);
         }
     }
@@ -198,11 +206,13 @@ impl Reader {
     async fn read(&mut self) -> Option<EventPage> {
         let mut attempts = 1;
         loop {
-            let read = async {
-                let page = self.tasks.changes(self.user, Some(self.position)).await?;
-                Ok(as_events(page, &self.cursors, self.user))
+            let (tasks, cursors, user, position) =
+                (&self.tasks, &self.cursors, self.user, self.position);
+            let read = async move {
+                let page = tasks.changes(user, Some(position)).await?;
+                Ok(EventPage::from_feed(page, cursors, user))
             };
-            match self.slot.read_shared(self.position, read).await {
+            match self.slot.read_shared(position, read).await {
                 Ok(page) => return Some(page),
                 Err(DomainError::Unavailable(error)) if attempts < READ_ATTEMPTS => {
                     tracing::warn!(%error, attempts, "an event stream could not read the feed; retrying");
@@ -224,29 +234,5 @@ impl Reader {
         self.read_more = page.has_more;
         self.pending.extend(page.events.iter().cloned());
         self.position = page.next;
-    }
-}
-
-/// A page's changes as `user`'s events, each with the cursor after it.
-fn as_events(page: ChangePage, cursors: &CursorKeys, user: UserId) -> EventPage {
-    let mut events = Vec::with_capacity(page.changes.len());
-    for (change, position) in page.changes.into_iter().zip(page.positions) {
-        let name = match &change {
-            Change::Upsert(_) => "upsert",
-            Change::Delete(_) => "delete",
-        };
-        let id = cursors.seal_feed(position, user);
-        match sse::Data::new_json(ChangeResponse::from(change)) {
-            Ok(data) => events.push(data.event(name).id(id).into()),
-            // Serialising our own response types does not fail; were it
-            // to, the change is skipped here, and a reconnect from an
-            // earlier id would read it again.
-            Err(error) => tracing::error!(%error, "a change could not be written as JSON"),
-        }
-    }
-    EventPage {
-        events: events.into(),
-        next: page.next,
-        has_more: page.has_more,
     }
 }

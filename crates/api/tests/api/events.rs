@@ -172,6 +172,30 @@ async fn create_complete_and_delete_arrive_live_as_events_within_a_second() {
     assert_eq!(data["task"], completed);
     assert_eq!(data["task"]["completed"], true);
     assert_ne!(first_id, second_id);
+    // Each id stands right after its own change, wherever the event came
+    // from (on PostgreSQL, news that brought the task whole).
+    let changes_after = |since: String| {
+        let app = &app;
+        let token = &user.token;
+        async move {
+            let feed: Value = app
+                .client
+                .get(app.url(&format!("/api/tasks/changes?since={since}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            feed["changes"].clone()
+        }
+    };
+    assert_eq!(
+        changes_after(first_id.clone()).await,
+        json!([{"op": "upsert", "task": completed}])
+    );
+    assert_eq!(changes_after(second_id.clone()).await, json!([]));
 
     assert_eq!(
         app.delete_task(&user.token, id).await.status(),

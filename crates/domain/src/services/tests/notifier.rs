@@ -1,6 +1,8 @@
 //! Every write tells the change notifier exactly once, after storage said
 //! it succeeded, and never when it failed or was only a replay: a live
 //! stream woken too early would read the feed before the change is there.
+//! A create or change hands over the task as written, with no position (the
+//! database hands those out); a delete names the owner.
 
 use std::sync::Arc;
 
@@ -12,9 +14,9 @@ use super::{
     task_patch, task_service, task_service_with_keys,
 };
 use crate::ports::{MockChangeNotifier, MockTaskRepository};
-use crate::{ClaimOutcome, CompletionChange, TaskId, UserId};
+use crate::{ClaimOutcome, CompletionChange, Task, TaskId, UserId};
 
-/// A notifier expecting `owner` exactly `times` times.
+/// A notifier expecting `owner`'s name (a delete) exactly `times` times.
 fn notifier(owner: UserId, times: usize, sequence: &mut Sequence) -> Arc<MockChangeNotifier> {
     let mut notifier = MockChangeNotifier::new();
     notifier
@@ -26,9 +28,26 @@ fn notifier(owner: UserId, times: usize, sequence: &mut Sequence) -> Arc<MockCha
     Arc::new(notifier)
 }
 
+/// A notifier expecting, once, a task that passes `is_the_write`, without
+/// a position.
+fn told_of(
+    is_the_write: impl Fn(&Task) -> bool + Send + 'static,
+    sequence: &mut Sequence,
+) -> Arc<MockChangeNotifier> {
+    let mut notifier = MockChangeNotifier::new();
+    notifier
+        .expect_written()
+        .withf(move |task, position| is_the_write(task) && position.is_none())
+        .times(1)
+        .in_sequence(sequence)
+        .return_const(());
+    Arc::new(notifier)
+}
+
 fn silent() -> Arc<MockChangeNotifier> {
     let mut notifier = MockChangeNotifier::new();
     notifier.expect_changed().times(0);
+    notifier.expect_written().times(0);
     Arc::new(notifier)
 }
 
@@ -42,7 +61,10 @@ async fn a_create_tells_once_after_the_insert() {
         .times(1)
         .in_sequence(&mut sequence)
         .returning(|_, _, _| Ok(()));
-    let notifier = notifier(owner, 1, &mut sequence);
+    let notifier = told_of(
+        move |task| task.owner == owner && task.title == new_task().title,
+        &mut sequence,
+    );
     let service = task_service(tasks).with_notifier(notifier);
     service.create(owner, new_task(), None).await.unwrap();
 }
@@ -86,7 +108,7 @@ async fn an_update_tells_once_after_the_write_and_not_on_a_miss() {
         .times(1)
         .in_sequence(&mut sequence)
         .returning(move |_, _, _, _, _| Ok(Some(sample_task(id, owner))));
-    let notifier = notifier(owner, 1, &mut sequence);
+    let notifier = told_of(move |task| *task == sample_task(id, owner), &mut sequence);
     let service = task_service(tasks).with_notifier(notifier);
     service.update(owner, id, task_patch(), None).await.unwrap();
 
@@ -110,7 +132,7 @@ async fn a_completion_change_tells_once_after_the_write_and_not_on_failure() {
         .times(1)
         .in_sequence(&mut sequence)
         .returning(move |_, _, _, _, _, _| Ok(Some(sample_task(id, owner))));
-    let notifier = notifier(owner, 1, &mut sequence);
+    let notifier = told_of(move |task| *task == sample_task(id, owner), &mut sequence);
     let service = task_service(tasks).with_notifier(notifier);
     service
         .change_completion(owner, id, CompletionChange::Toggle, None, None)
