@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Two server configurations compared on `list` and `get`, in paired rounds.
+# Two server configurations compared on `list` and `get` (or SCENARIOS),
+# in paired rounds.
 #
 #   ENV_B="WORKERS=4" bench/compare.sh
 #   BINARY_B=/tmp/other-build ROUNDS=8 bench/compare.sh
+#   SCENARIOS=mixed BINARY_A=/tmp/before BINARY_B=/tmp/after bench/compare.sh
 #
 # A and B run side by side on one database of 100 users x 20 tasks (the
 # small set of bench/run.sh); only the one under load uses the CPU. A round
@@ -15,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS="${ROUNDS:-6}"
+SCENARIOS="${SCENARIOS:-list get}"
 WORK="$(mktemp -d)"
 source bench/lib.sh
 DATABASE="todo_bench_compare"
@@ -39,7 +42,7 @@ run_wrk warmup_b get "$CONNECTIONS" 3 "$WORK/users.txt"
 
 log "$ROUNDS rounds of A B B A, $WINDOW s per window"
 for round in $(seq 1 "$ROUNDS"); do
-  for scenario in list get; do
+  for scenario in $SCENARIOS; do
     use_server "$A_PID" "$PORT"
     run_wrk "${scenario}_A_r${round}a" "$scenario" "$CONNECTIONS" "$WINDOW" "$WORK/users.txt"
     use_server "$B_PID" "$((PORT + 1))"
@@ -51,12 +54,12 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 stop_servers
 
-python3 - "$WORK/results.jsonl" "$ROUNDS" <<'PY'
+python3 - "$WORK/results.jsonl" "$ROUNDS" $SCENARIOS <<'PY'
 import json, statistics, sys
 rows = {r["label"]: r for r in map(json.loads, open(sys.argv[1]))}
 rounds = int(sys.argv[2])
 print("\nB over A, requests per second (a round: (B_a + B_b) / (A_a + A_b))")
-for scenario in ("list", "get"):
+for scenario in sys.argv[3:]:
     ratios, tails = [], {"A": [], "B": []}
     for n in range(1, rounds + 1):
         side = {s: [rows[f"{scenario}_{s}_r{n}{h}"] for h in "ab"] for s in "AB"}
