@@ -16,7 +16,9 @@
 //! The `NOTIFY` runs after the write's commit, in its own statement, and
 //! the news of many writes travels together: PostgreSQL serialises the
 //! commits of transactions that notify, so a `NOTIFY` inside each write
-//! would queue every write behind the one before it.
+//! would queue every write behind the one before it. That statement's
+//! text never changes (the news is its one argument, a JSON array), so it
+//! is built once and never assembled per write.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -29,6 +31,7 @@ use sea_orm::sqlx::PgPool;
 use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
 use sea_orm::{ConnectionTrait, DatabaseConnectionType, Value};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use todo_domain::ports::ChangeNotifier;
 use todo_domain::{
@@ -54,8 +57,8 @@ const OWNERS_PER_NOTICE: usize = 200;
 const LONGEST_PAYLOAD: usize = 7_999;
 const PAYLOAD_BESIDES_TASK: usize = 36 + 1 + 20 + 1;
 
-/// The most written tasks one `NOTIFY` statement carries: each is a column
-/// of its own, and PostgreSQL allows 1,664 in a select list.
+/// The most written tasks one `NOTIFY` statement carries, so that one
+/// statement's news stays a few megabytes at most.
 const TASKS_PER_STATEMENT: usize = 256;
 
 /// How long the sender waits before it tries again after a failure.
@@ -106,7 +109,7 @@ struct WrittenNotice {
     owner: UserId,
     id: TaskId,
     version: u64,
-    body: String,
+    body: Box<RawValue>,
 }
 
 impl Outbox {
@@ -123,7 +126,7 @@ impl Outbox {
 
     fn note_written(&self, task: &Task) {
         let notice = task_body(task)
-            .filter(|body| body.len() <= LONGEST_PAYLOAD - PAYLOAD_BESIDES_TASK)
+            .filter(|body| body.get().len() <= LONGEST_PAYLOAD - PAYLOAD_BESIDES_TASK)
             .map(|body| WrittenNotice {
                 owner: task.owner,
                 id: task.id,
@@ -199,10 +202,9 @@ impl ChangeNotifier for PgChangeNotifier {
 /// that fails is tried again with what arrived since: a lost notice would
 /// leave other instances' streams waiting for the next write.
 async fn send_news(db: Database, outbox: Arc<Outbox>) {
-    let one_task = Prebuilt::new(
-        db.get_database_backend()
-            .build(&one_task_notice(stand_ins())),
-        &values(stand_ins()),
+    let statement = Prebuilt::new(
+        db.get_database_backend().build(&notices(NEWS_STAND_IN)),
+        &[Value::from(NEWS_STAND_IN)],
     );
     loop {
         outbox.ready.notified().await;
@@ -211,12 +213,8 @@ async fn send_news(db: Database, outbox: Arc<Outbox>) {
             if batch.is_empty() {
                 break;
             }
-            let statement = match (batch.owners.is_empty(), batch.written.as_slice()) {
-                // Between bursts a statement usually carries one write.
-                (true, [notice]) => one_task.bind(&values(one_task_arguments(notice))),
-                _ => db.get_database_backend().build(&notices(&batch)),
-            };
-            if let Err(error) = db.execute_raw(statement).await {
+            let news = news_json(&batch);
+            if let Err(error) = db.execute_raw(statement.bind(&[Value::from(news)])).await {
                 tracing::warn!(
                     %error,
                     owners = batch.owners.len(),
@@ -230,79 +228,90 @@ async fn send_news(db: Database, outbox: Arc<Outbox>) {
     }
 }
 
-/// `SELECT pg_notify(channel, payload), …`: every payload in one
-/// statement. The owners go [`OWNERS_PER_NOTICE`] to a payload as
-/// comma-separated ids; each written task goes in a payload of its own
-/// ([`written_payload`]).
-fn notices(batch: &Pending) -> SelectStatement {
-    let mut select = Query::select();
-    let owners: Vec<UserId> = batch.owners.iter().copied().collect();
-    for payload in payloads(&owners) {
-        select.expr(Func::cust("pg_notify").arg(CHANGES_CHANNEL).arg(payload));
-    }
-    for notice in &batch.written {
-        select.expr(written_payload(one_task_arguments(notice)));
-    }
-    select
-}
+/// A value no batch is, for the statement built once.
+const NEWS_STAND_IN: &str = "\0news";
 
-/// What a written task's notice is made of: its owner, its id, its
-/// version and its body, in that order.
-type OneTask = (String, Uuid, i64, String);
-
-fn one_task_arguments(notice: &WrittenNotice) -> OneTask {
-    (
-        notice.owner.as_uuid().to_string(),
-        notice.id.as_uuid(),
-        // A version read from storage fits; one that did not would match
-        // no row and leave the owner alone.
-        i64::try_from(notice.version).unwrap_or(i64::MAX),
-        format!(" {}", notice.body),
-    )
-}
-
-/// Values no real notice has, for the statement built once: an owner and
-/// a body that are not text this service writes, the largest id and the
-/// smallest version.
-fn stand_ins() -> OneTask {
-    ("\0owner".into(), Uuid::max(), i64::MIN, "\0body".into())
-}
-
-fn values((owner, id, version, body): OneTask) -> [Value; 4] {
-    [owner.into(), id.into(), version.into(), body.into()]
-}
-
-/// The statement for a batch of one written task.
-fn one_task_notice(arguments: OneTask) -> SelectStatement {
-    Query::select().expr(written_payload(arguments)).to_owned()
-}
-
-/// `pg_notify(channel, '<owner> <position> <task>')`, the position read
-/// from the task's row, provided the row still has the version that was
-/// written. When it has not (the task changed again or is gone), the
-/// payload is the owner's id alone, and that change's own news follows.
-fn written_payload((owner, id, version, body): OneTask) -> Expr {
+/// One `pg_notify(channel, payload)` for each element of `news`, a JSON
+/// array (`news_json`), in its order. An element names `owner` (one id,
+/// or several separated by commas) and, for a written task, the task's
+/// `id`, `version` and `task`; the payload is the owner and, when the
+/// task's row still has that version, ` <position> <task>`, the position
+/// read from the row. A row that has moved on (the task changed again or
+/// is gone) leaves the owner alone, and that change's own news follows.
+/// The text of the statement is the same for every batch, so it is
+/// built once and prepared once per connection.
+fn notices(news: &str) -> SelectStatement {
     // Scoped here: in scope more widely, their methods shadow `str`'s.
     use sea_orm::sea_query::ExprTrait as _;
     use sea_orm::sea_query::extension::postgres::PgExpr as _;
 
-    // `||` with a NULL is NULL, and `concat` skips a NULL: a row that
-    // moved on leaves the owner alone.
+    let element = || Expr::col(NEWS_ELEMENT);
     let position_and_task = Query::select()
         .expr(
             Expr::val(" ")
                 .concat(Expr::col(task_changes::Column::ChangeSeq))
-                .concat(Expr::val(body)),
+                .concat(Expr::val(" "))
+                .concat(element().get_json_field("task").cast_as("text")),
         )
         .from(task_changes::Entity)
-        .and_where(Expr::col(task_changes::Column::Id).eq(id))
-        .and_where(Expr::col(tasks::Column::Version).eq(version))
+        .and_where(
+            Expr::col(task_changes::Column::Id).eq(element().cast_json_field("id").cast_as("uuid")),
+        )
+        .and_where(
+            Expr::col(tasks::Column::Version)
+                .eq(element().cast_json_field("version").cast_as("bigint")),
+        )
         .to_owned();
-    let payload = Func::cust("concat").arg(owner).arg(position_and_task);
-    Func::cust("pg_notify")
-        .arg(CHANGES_CHANNEL)
-        .arg(payload)
-        .into()
+    let payload = Func::cust("concat")
+        .arg(element().cast_json_field("owner"))
+        .arg(position_and_task);
+    Query::select()
+        .expr(Func::cust("pg_notify").arg(CHANGES_CHANNEL).arg(payload))
+        .from_function(
+            Func::cust("json_array_elements").arg(Expr::val(news).cast_as("json")),
+            NEWS_ELEMENT,
+        )
+        .to_owned()
+}
+
+/// The name each element of the news goes by in [`notices`].
+const NEWS_ELEMENT: &str = "news_element";
+
+/// One element of the news array: an owner alone (or several, comma
+/// separated), or a written task.
+#[derive(Serialize)]
+struct NewsElement<'a> {
+    owner: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task: Option<&'a RawValue>,
+}
+
+/// The batch as the JSON array [`notices`] takes: owners
+/// [`OWNERS_PER_NOTICE`] to an element, then each written task.
+fn news_json(batch: &Pending) -> String {
+    let owners: Vec<UserId> = batch.owners.iter().copied().collect();
+    let named = payloads(&owners).map(|owner| NewsElement {
+        owner,
+        id: None,
+        version: None,
+        task: None,
+    });
+    let written = batch.written.iter().map(|notice| NewsElement {
+        owner: notice.owner.as_uuid().to_string(),
+        id: Some(notice.id.as_uuid()),
+        // A version read from storage fits; one that did not would match
+        // no row and leave the owner alone.
+        version: Some(i64::try_from(notice.version).unwrap_or(i64::MAX)),
+        task: Some(&notice.body),
+    });
+    let elements: Vec<NewsElement<'_>> = named.chain(written).collect();
+    // Strings, ids, numbers and JSON already checked: nothing here can fail
+    // to serialise; an empty array would only send nothing.
+    serde_json::to_string(&elements).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// The owners as comma-separated ids, [`OWNERS_PER_NOTICE`] to a payload.
@@ -340,7 +349,7 @@ struct TaskBody<'a> {
 
 /// `task` as JSON for its notice; `None` for an instant too far from 1970
 /// for the microsecond count (no clock of this service makes one).
-fn task_body(task: &Task) -> Option<String> {
+fn task_body(task: &Task) -> Option<Box<RawValue>> {
     let id = task.id.as_uuid().to_string();
     let body = TaskBody {
         id: Cow::Borrowed(&id),
@@ -358,7 +367,7 @@ fn task_body(task: &Task) -> Option<String> {
         updated_at: micros(task.updated_at)?,
         version: task.version.get(),
     };
-    serde_json::to_string(&body).ok()
+    serde_json::value::to_raw_value(&body).ok()
 }
 
 /// The task a notice carries for `owner`, checked by the domain's own
@@ -567,15 +576,15 @@ mod tests {
     fn a_written_task_travels_whole_with_its_position() {
         let task = written_task(UserId::generate());
         let body = task_body(&task).unwrap();
-        let payload = format!("{} 42 {body}", task.owner.as_uuid());
-        assert!(!body.contains('\n'), "{body}");
+        let payload = format!("{} 42 {}", task.owner.as_uuid(), body.get());
+        assert!(!body.get().contains('\n'), "{}", body.get());
         assert_eq!(read_notice(&payload), News::Written { task, position: 42 });
     }
 
     #[test]
     fn a_written_task_that_does_not_read_back_still_names_its_owner() {
         let owner = UserId::generate();
-        let mut broken = task_body(&written_task(owner)).unwrap();
+        let mut broken = task_body(&written_task(owner)).unwrap().get().to_owned();
         broken.truncate(broken.len() - 1);
         for payload in [
             format!("{} 42 {broken}", owner.as_uuid()),
@@ -605,7 +614,7 @@ mod tests {
         let batch = outbox.take();
         assert_eq!(batch.owners, HashSet::from([owner]));
         assert_eq!(batch.written.len(), 1);
-        assert!(batch.written[0].body.len() + PAYLOAD_BESIDES_TASK <= LONGEST_PAYLOAD);
+        assert!(batch.written[0].body.get().len() + PAYLOAD_BESIDES_TASK <= LONGEST_PAYLOAD);
     }
 
     #[test]
@@ -628,28 +637,47 @@ mod tests {
             owners: owners.into_iter().collect(),
             written: Vec::new(),
         };
-        let sql = DbBackend::Postgres.build(&notices(&batch)).to_string();
-        assert_eq!(sql.matches("pg_notify").count(), 2, "{sql}");
+        assert_eq!(elements(&batch).len(), 2);
+    }
+
+    /// The news array of a batch, read back.
+    fn elements(batch: &Pending) -> Vec<serde_json::Value> {
+        match serde_json::from_str(&news_json(batch)).unwrap() {
+            serde_json::Value::Array(elements) => elements,
+            other => panic!("not an array: {other}"),
+        }
     }
 
     #[test]
-    fn the_one_task_statement_built_once_is_what_a_fresh_build_gives() {
+    fn the_statement_built_once_is_what_a_fresh_build_gives() {
         let prebuilt = Prebuilt::new(
-            DbBackend::Postgres.build(&one_task_notice(stand_ins())),
-            &values(stand_ins()),
+            DbBackend::Postgres.build(&notices(NEWS_STAND_IN)),
+            &[Value::from(NEWS_STAND_IN)],
         );
-        for task in [
-            written_task(UserId::generate()),
-            written_task(UserId::generate()),
-        ] {
-            let outbox = Outbox::default();
-            outbox.note_written(&task);
-            let batch = outbox.take();
-            let bound = prebuilt.bind(&values(one_task_arguments(&batch.written[0])));
-            let fresh = DbBackend::Postgres.build(&notices(&batch));
-            assert_eq!(bound.sql, fresh.sql);
-            assert_eq!(bound.values, fresh.values);
-        }
+        let outbox = Outbox::default();
+        outbox.note(UserId::generate());
+        outbox.note_written(&written_task(UserId::generate()));
+        let news = news_json(&outbox.take());
+        let bound = prebuilt.bind(&[Value::from(news.clone())]);
+        let fresh = DbBackend::Postgres.build(&notices(&news));
+        assert_eq!(bound.sql, fresh.sql);
+        assert_eq!(bound.values, fresh.values);
+    }
+
+    #[test]
+    fn a_written_task_goes_in_the_news_with_what_finds_its_row() {
+        let task = written_task(UserId::generate());
+        let outbox = Outbox::default();
+        outbox.note_written(&task);
+        let elements = elements(&outbox.take());
+        assert_eq!(elements.len(), 1);
+        let element = &elements[0];
+        assert_eq!(element["owner"], task.owner.as_uuid().to_string());
+        assert_eq!(element["id"], task.id.as_uuid().to_string());
+        assert_eq!(element["version"], 7);
+        // The task's own JSON, as the listener reads it back.
+        let body = element["task"].to_string();
+        assert_eq!(task_from_body(task.owner, &body), Some(task));
     }
 
     #[test]
@@ -661,12 +689,7 @@ mod tests {
             .collect();
         tasks.iter().for_each(|task| outbox.note_written(task));
         let first = outbox.take();
-        let sql = DbBackend::Postgres.build(&notices(&first)).to_string();
-        assert_eq!(
-            sql.matches("pg_notify").count(),
-            TASKS_PER_STATEMENT,
-            "{sql}"
-        );
+        assert_eq!(elements(&first).len(), TASKS_PER_STATEMENT);
         let second = outbox.take();
         assert_eq!(second.written.len(), 1);
         assert_eq!(second.written[0].id, tasks[TASKS_PER_STATEMENT].id);

@@ -4,9 +4,9 @@
 //! cost to run: the changes feed's read, with its two sides, its joins and
 //! its subqueries, took the server more instructions to assemble and write
 //! out than to send, run and decode (docs/performance.md, "What a delivered
-//! change costs"). Every live stream's wake-up runs it, so it is built once
-//! from stand-in arguments; each call then puts its own arguments where the
-//! stand-ins were.
+//! change costs"), and so did the `NOTIFY` that carries every write's news.
+//! Both run often, so each is built once from stand-in arguments; each call
+//! then puts its own arguments where the stand-ins were.
 
 use sea_orm::{DbBackend, Statement, Value, Values};
 

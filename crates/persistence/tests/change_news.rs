@@ -68,6 +68,8 @@ async fn two_instances() -> Option<(Database, Database, TestDatabase)> {
         return None;
     }
     let (writer, reader) = (open(&database).await, open(&database).await);
+    // The statement that sends the news reads written tasks' rows.
+    migrate(&writer).await.unwrap();
     Some((writer, reader, database))
 }
 
@@ -124,7 +126,6 @@ async fn a_written_task_arrives_whole_with_the_position_its_write_took() {
     let Some((writer, reader, _database)) = two_instances().await else {
         return;
     };
-    migrate(&writer).await.unwrap();
     let owner = UserId::generate();
     SeaUserRepository::new(writer.clone())
         .insert(&NewUser {
