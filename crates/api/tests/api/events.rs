@@ -174,28 +174,14 @@ async fn create_complete_and_delete_arrive_live_as_events_within_a_second() {
     assert_ne!(first_id, second_id);
     // Each id stands right after its own change, wherever the event came
     // from (on PostgreSQL, news that brought the task whole).
-    let changes_after = |since: String| {
-        let app = &app;
-        let token = &user.token;
-        async move {
-            let feed: Value = app
-                .client
-                .get(app.url(&format!("/api/tasks/changes?since={since}")))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            feed["changes"].clone()
-        }
-    };
     assert_eq!(
-        changes_after(first_id.clone()).await,
+        changes_after(&app, &user.token, &first_id).await,
         json!([{"op": "upsert", "task": completed}])
     );
-    assert_eq!(changes_after(second_id.clone()).await, json!([]));
+    assert_eq!(
+        changes_after(&app, &user.token, &second_id).await,
+        json!([])
+    );
 
     assert_eq!(
         app.delete_task(&user.token, id).await.status(),
@@ -207,18 +193,23 @@ async fn create_complete_and_delete_arrive_live_as_events_within_a_second() {
     stream.assert_quiet(Duration::from_millis(300)).await;
 
     // An event's id is a feed cursor: the feed after it is empty.
+    assert_eq!(changes_after(&app, &user.token, &last_id).await, json!([]));
+    drop(before);
+}
+
+/// The feed's changes after an event's id.
+async fn changes_after(app: &TestApp, token: &str, since: &str) -> Value {
     let feed: Value = app
         .client
-        .get(app.url(&format!("/api/tasks/changes?since={last_id}")))
-        .bearer_auth(&user.token)
+        .get(app.url(&format!("/api/tasks/changes?since={since}")))
+        .bearer_auth(token)
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(feed["changes"], json!([]));
-    drop(before);
+    feed["changes"].clone()
 }
 
 #[tokio::test]
