@@ -34,14 +34,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use todo_domain::ports::ChangeNotifier;
-use todo_domain::{
-    Labels, Priority, Task, TaskDescription, TaskId, TaskTitle, TaskVersion, Timestamp, UserId,
-};
+use todo_domain::{Task, TaskId, Timestamp, UserId};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::Database;
-use crate::entities::{task_changes, tasks};
+use crate::conversions::stored_labels;
+use crate::entities::{QuietNull, task_changes, tasks};
 use crate::prebuilt::Prebuilt;
 
 /// The channel the news travels on.
@@ -325,13 +324,13 @@ fn payloads(owners: &[UserId]) -> impl Iterator<Item = String> + '_ {
     })
 }
 
-/// A written task as its notice carries it: the task's fields in the
-/// forms storage keeps, instants in microseconds since 1970. The owner
-/// travels in front of it.
+/// A written task as its notice carries it: the task's row, in the forms
+/// storage keeps (instants in microseconds since 1970), so it reads back
+/// through the same conversion, and the same checks, as a row read from
+/// the database. The owner travels in front of it.
 #[derive(Serialize, Deserialize)]
 struct TaskBody<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
+    id: Uuid,
     #[serde(borrow)]
     title: Cow<'a, str>,
     #[serde(borrow)]
@@ -341,18 +340,17 @@ struct TaskBody<'a> {
     due_at: Option<i64>,
     priority: i16,
     #[serde(borrow)]
-    labels: Vec<Cow<'a, str>>,
+    labels: Cow<'a, str>,
     created_at: i64,
     updated_at: i64,
-    version: u64,
+    version: i64,
 }
 
 /// `task` as JSON for its notice; `None` for an instant too far from 1970
 /// for the microsecond count (no clock of this service makes one).
 fn task_body(task: &Task) -> Option<Box<RawValue>> {
-    let id = task.id.as_uuid().to_string();
     let body = TaskBody {
-        id: Cow::Borrowed(&id),
+        id: task.id.as_uuid(),
         title: Cow::Borrowed(task.title.as_str()),
         description: task
             .description
@@ -362,32 +360,33 @@ fn task_body(task: &Task) -> Option<Box<RawValue>> {
         completed_at: optional_micros(task.completed_at)?,
         due_at: optional_micros(task.due_at)?,
         priority: task.priority.rank(),
-        labels: task.labels.names().map(Cow::Borrowed).collect(),
+        labels: Cow::Owned(stored_labels(&task.labels)),
         created_at: micros(task.created_at)?,
         updated_at: micros(task.updated_at)?,
-        version: task.version.get(),
+        version: i64::try_from(task.version.get()).ok()?,
     };
     serde_json::value::to_raw_value(&body).ok()
 }
 
-/// The task a notice carries for `owner`, checked by the domain's own
-/// rules; `None` when anything in it does not pass.
+/// The task a notice carries for `owner`, checked as a stored row is;
+/// `None` when anything in it does not pass.
 fn task_from_body(owner: UserId, body: &str) -> Option<Task> {
     let body: TaskBody<'_> = serde_json::from_str(body).ok()?;
-    Some(Task {
-        id: TaskId::parse(&body.id).ok()?,
-        owner,
-        title: TaskTitle::parse_owned(body.title.into_owned()).ok()?,
-        description: TaskDescription::parse_owned(body.description.map(Cow::into_owned)).ok()?,
+    let row = tasks::Model {
+        id: body.id,
+        user_id: owner.as_uuid(),
+        title: body.title.into_owned(),
+        description: body.description.map(|text| QuietNull(text.into_owned())),
         completed: body.completed,
-        completed_at: optional_instant(body.completed_at)?,
-        due_at: optional_instant(body.due_at)?,
-        priority: Priority::from_rank(body.priority)?,
-        labels: Labels::parse(&body.labels).ok()?,
+        completed_at: optional_instant(body.completed_at)?.map(QuietNull),
+        due_at: optional_instant(body.due_at)?.map(QuietNull),
+        priority: body.priority,
+        labels: body.labels.into_owned(),
+        version: body.version,
         created_at: instant(body.created_at)?,
         updated_at: instant(body.updated_at)?,
-        version: TaskVersion::new(body.version),
-    })
+    };
+    Task::try_from(row).ok()
 }
 
 fn micros(at: Timestamp) -> Option<i64> {
@@ -399,14 +398,12 @@ fn optional_micros(at: Option<Timestamp>) -> Option<Option<i64>> {
     at.map_or(Some(None), |at| micros(at).map(Some))
 }
 
-fn optional_instant(micros: Option<i64>) -> Option<Option<Timestamp>> {
+fn optional_instant(micros: Option<i64>) -> Option<Option<OffsetDateTime>> {
     micros.map_or(Some(None), |micros| instant(micros).map(Some))
 }
 
-fn instant(micros: i64) -> Option<Timestamp> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .ok()
-        .map(Timestamp::from_datetime)
+fn instant(micros: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).ok()
 }
 
 /// What one notice says.
@@ -545,6 +542,7 @@ mod tests {
     use super::*;
     use sea_orm::DbBackend;
     use time::macros::datetime;
+    use todo_domain::{Labels, Priority, TaskDescription, TaskTitle, TaskVersion};
 
     /// A task with every field set, text that JSON must escape included.
     fn written_task(owner: UserId) -> Task {

@@ -2,8 +2,8 @@
 //!
 //! Building a statement from its parts costs more than some statements
 //! cost to run: the changes feed's read, with its two sides, its joins and
-//! its subqueries, took the server more instructions to assemble and write
-//! out than to send, run and decode (docs/performance.md, "What a delivered
+//! its subqueries, cost the server more to assemble and write out than to
+//! send, run and decode (docs/performance.md, "What a delivered
 //! change costs"), and so did the `NOTIFY` that carries every write's news.
 //! Both run often, so each is built once from stand-in arguments; each call
 //! then puts its own arguments where the stand-ins were.
