@@ -1,6 +1,6 @@
 //! Prometheus metrics: request counts and latency histograms per route
 //! pattern, method and status (recorded by actix-web-prom's middleware),
-//! and the database pool's usage, read at each scrape.
+//! and the database pools' usage, read at each scrape.
 //!
 //! Every label comes from a bounded set, so anonymous requests cannot grow
 //! `/metrics`: the route is a matched pattern or [`UNMATCHED_ROUTE`], the
@@ -17,8 +17,10 @@ use actix_web::middleware::Next;
 use actix_web_prom::{
     ActixMetricsConfiguration, LabelsConfiguration, PrometheusMetrics, PrometheusMetricsBuilder,
 };
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
 use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, TextEncoder};
-use todo_persistence::Database;
+use todo_persistence::{Database, PoolUsage};
 
 /// Prefix of every metric name.
 pub const NAMESPACE: &str = "todo_api";
@@ -63,7 +65,15 @@ pub struct Metrics {
     requests: PrometheusMetrics,
     pool_connections: IntGaugeVec,
     pool_max_connections: IntGauge,
+    /// Every pool the instance's statements run on, summed at each scrape.
+    pools: Arc<Mutex<Vec<Weak<PoolSlot>>>>,
 }
+
+/// Where a pool is found once it is open: the instance's own from the
+/// start, a worker's once that worker has opened it. The metrics only
+/// look through it, so a pool whose owner is gone (a worker that actix
+/// restarted) stops being counted, and is closed, with that owner.
+pub type PoolSlot = tokio::sync::OnceCell<Database>;
 
 impl Metrics {
     /// A fresh registry with the request and pool metrics registered.
@@ -104,7 +114,16 @@ impl Metrics {
             requests,
             pool_connections,
             pool_max_connections,
+            pools: Arc::default(),
         })
+    }
+
+    /// Counts the pool in `slot` in the pool gauges for as long as the
+    /// slot's owner keeps it.
+    pub fn watch_pool(&self, slot: &Arc<PoolSlot>) {
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        pools.retain(|pool| pool.strong_count() > 0);
+        pools.push(Arc::downgrade(slot));
     }
 
     /// Adds a metric kept elsewhere (the password hasher's) to this
@@ -129,16 +148,22 @@ impl Metrics {
     ///
     /// # Errors
     /// Only if a metric cannot be encoded.
-    pub fn render(&self, db: &Database) -> Result<String, MetricsError> {
-        if let Some(usage) = todo_persistence::pool_usage(db) {
-            self.pool_connections
-                .with_label_values(&["idle"])
-                .set(usage.idle.into());
-            self.pool_connections
-                .with_label_values(&["in_use"])
-                .set(usage.in_use().into());
-            self.pool_max_connections.set(usage.max.into());
-        }
+    pub fn render(&self) -> Result<String, MetricsError> {
+        let usage = self
+            .pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter_map(|slot| slot.get().and_then(todo_persistence::pool_usage))
+            .fold(PoolUsage::default(), |all, one| all + one);
+        self.pool_connections
+            .with_label_values(&["idle"])
+            .set(usage.idle.into());
+        self.pool_connections
+            .with_label_values(&["in_use"])
+            .set(usage.in_use().into());
+        self.pool_max_connections.set(usage.max.into());
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.requests.registry.gather(), &mut buffer)?;
         String::from_utf8(buffer).map_err(|error| MetricsError(error.to_string()))

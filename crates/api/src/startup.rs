@@ -14,10 +14,13 @@ use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
 use todo_domain::ports::ChangeNotifier;
-use todo_domain::{AccountService, IdentityService, SystemClock, TaskLimits, TaskService};
+use todo_domain::{
+    AccountService, IdentityService, SignInLimit, SystemClock, TaskLimits, TaskService,
+};
 use todo_persistence::{
-    ChangeListener, Database, DatabaseSettings, PgChangeNotifier, SeaIdempotencyStore,
-    SeaIdentityRepository, SeaSignInFailureRepository, SeaTaskRepository, SeaUserRepository,
+    Backend, ChangeListener, ConnectError, Database, DatabaseSettings, PgChangeNotifier,
+    SeaIdempotencyStore, SeaIdentityRepository, SeaSignInFailureRepository, SeaTaskRepository,
+    SeaUserRepository,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -28,7 +31,7 @@ use crate::connection_watch::{track_requests, watch_connections};
 use crate::error::json_error_bodies;
 use crate::events::StreamHub;
 use crate::list_query::CursorKeys;
-use crate::metrics::{Metrics, MetricsError, bound_method};
+use crate::metrics::{Metrics, MetricsError, PoolSlot, bound_method};
 use crate::password::{Argon2PasswordHasher, HashingLimits};
 use crate::rate_limit::{AuthRateLimiter, limit_auth_attempts};
 use crate::retry::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
@@ -76,6 +79,8 @@ struct AppState {
     keys: web::Data<TokenKeys>,
     authenticator: web::Data<Authenticator>,
     db: web::Data<Database>,
+    /// On PostgreSQL, what each worker's own pool is opened with.
+    worker_database: Option<WorkerDatabase>,
     cors_allowed_origins: Arc<Vec<String>>,
     auth_rate_limiter: web::Data<AuthRateLimiter>,
     body_read_timeout: BodyReadTimeout,
@@ -94,6 +99,9 @@ pub struct Application {
     streams: StreamHub,
     /// Listens for as long as the application lives (PostgreSQL only).
     _change_listener: Option<ChangeListener>,
+    /// The instance's pool as the metrics find it, counted for as long as
+    /// the application lives.
+    _db_slot: Arc<PoolSlot>,
 }
 
 impl Application {
@@ -102,13 +110,21 @@ impl Application {
     /// # Errors
     /// A [`StartupError`] saying which step failed.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
-        let db = todo_persistence::connect(&DatabaseSettings {
-            url: settings.database_url.expose_secret().to_owned(),
-            max_connections: settings.database_max_connections,
+        let workers = worker_count();
+        let url = settings.database_url.expose_secret().to_owned();
+        let database_settings = |max_connections| DatabaseSettings {
+            url: url.clone(),
+            max_connections,
             acquire_timeout: settings.database_acquire_timeout,
             statement_timeout: settings.database_statement_timeout,
-        })
-        .await?;
+        };
+        let pools_per_worker = todo_persistence::backend_of_url(&url) == Some(Backend::Postgres);
+        let shares = if pools_per_worker {
+            ConnectionShares::split(settings.database_max_connections, workers)
+        } else {
+            ConnectionShares::unsplit(settings.database_max_connections)
+        };
+        let db = todo_persistence::connect(&database_settings(shares.instance)).await?;
         todo_persistence::migrate(&db).await?;
 
         let clock = Arc::new(SystemClock);
@@ -119,14 +135,6 @@ impl Application {
             ))
             .map_err(|e| StartupError::Hasher(e.to_string()))?,
         );
-        let accounts = Arc::new(AccountService::new(
-            Arc::new(SeaUserRepository::new(db.clone())),
-            hasher.clone(),
-            Arc::new(SeaSignInFailureRepository::new(db.clone())),
-            settings.sign_in_limit,
-            clock.clone(),
-        ));
-        spawn_sign_in_failure_clean_up(&accounts, settings.sign_in_limit.window);
         // Every committed write reaches its owner's live streams. On
         // PostgreSQL the news goes through the database, so streams on every
         // instance hear it, this one's included; on SQLite there is one
@@ -138,17 +146,22 @@ impl Application {
             Some(_) => Arc::new(PgChangeNotifier::start(db.clone())),
             None => Arc::new(streams.clone()),
         };
-        let tasks = web::Data::new(
-            TaskService::new(
-                Arc::new(SeaTaskRepository::new(db.clone())),
-                Arc::new(SeaIdempotencyStore::new(db.clone())),
-                clock,
-                TaskLimits {
-                    max_tasks_per_user: settings.max_tasks_per_user,
-                },
-            )
-            .with_notifier(notifier),
-        );
+        let wiring = Wiring {
+            clock,
+            hasher: hasher.clone(),
+            sign_in_limit: settings.sign_in_limit,
+            task_limits: TaskLimits {
+                max_tasks_per_user: settings.max_tasks_per_user,
+            },
+            notifier,
+        };
+        let accounts = Arc::new(wiring.accounts_on(&db));
+        spawn_sign_in_failure_clean_up(&accounts, settings.sign_in_limit.window);
+        let tasks = web::Data::new(wiring.tasks_on(&db));
+        let worker_database = pools_per_worker.then(|| WorkerDatabase {
+            settings: database_settings(shares.per_worker),
+            wiring,
+        });
         let keys = Arc::new(TokenKeys::new(
             &settings.jwt_secret,
             settings.jwt_issuer.clone(),
@@ -166,6 +179,8 @@ impl Application {
                 .with_external_tokens(ExternalTokens::new(external, jwks), Arc::new(identities));
         }
         let metrics = Metrics::new()?;
+        let db_slot = Arc::new(PoolSlot::new_with(Some(db.clone())));
+        metrics.watch_pool(&db_slot);
         for collector in hasher.collectors() {
             metrics.register(collector)?;
         }
@@ -176,6 +191,7 @@ impl Application {
             accounts: web::Data::from(accounts),
             keys: web::Data::from(keys),
             db: web::Data::new(db),
+            worker_database,
             cors_allowed_origins: Arc::new(settings.cors_allowed_origins.clone()),
             auth_rate_limiter: web::Data::new(AuthRateLimiter::new(&settings.hardening)),
             body_read_timeout: BodyReadTimeout(settings.hardening.request_body_timeout),
@@ -199,10 +215,29 @@ impl Application {
             .port();
         let hardening = &settings.hardening;
         let server = HttpServer::new(move || {
+            // The task and account routes' services: on PostgreSQL this
+            // worker's own, made when it starts; on SQLite the instance's.
+            let app = match &state.worker_database {
+                Some(worker_database) => {
+                    let slot = Arc::new(PoolSlot::new());
+                    state.metrics.watch_pool(&slot);
+                    let (for_tasks, for_accounts) =
+                        (worker_database.clone(), worker_database.clone());
+                    let (tasks_slot, accounts_slot) = (slot.clone(), slot.clone());
+                    App::new()
+                        // Kept with the app so the metrics count this pool
+                        // for exactly as long as the worker lives.
+                        .app_data(slot)
+                        .data_factory(move || for_tasks.clone().tasks(tasks_slot.clone()))
+                        .data_factory(move || for_accounts.clone().accounts(accounts_slot.clone()))
+                }
+                None => App::new()
+                    .app_data(state.tasks.clone())
+                    .app_data(state.accounts.clone()),
+            };
             // The last `wrap` is the outermost: every response, CORS
             // pre-flights included, is logged and counted.
-            App::new()
-                .wrap(cors(&state.cors_allowed_origins))
+            app.wrap(cors(&state.cors_allowed_origins))
                 .wrap(from_fn(json_error_bodies))
                 .wrap(Condition::new(
                     state.metrics_enabled,
@@ -215,9 +250,7 @@ impl Application {
                 .wrap(from_fn(echo_request_id))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(track_requests))
-                .app_data(state.tasks.clone())
                 .app_data(state.cursors.clone())
-                .app_data(state.accounts.clone())
                 .app_data(state.keys.clone())
                 .app_data(state.authenticator.clone())
                 .app_data(state.db.clone())
@@ -234,6 +267,7 @@ impl Application {
                     }
                 })
         })
+        .workers(workers)
         // SIGTERM: stop accepting at once, give in-flight requests this
         // long, then exit.
         .shutdown_timeout(hardening.shutdown_timeout.as_secs())
@@ -263,6 +297,7 @@ impl Application {
             changes_retention: settings.changes_retention(),
             streams,
             _change_listener: change_listener,
+            _db_slot: db_slot,
         })
     }
 
@@ -304,6 +339,113 @@ impl Application {
         forget.abort();
         streams.abort();
         outcome
+    }
+}
+
+/// What the task and account services are built from, beside a database.
+#[derive(Clone)]
+struct Wiring {
+    clock: Arc<SystemClock>,
+    hasher: Arc<Argon2PasswordHasher>,
+    sign_in_limit: SignInLimit,
+    task_limits: TaskLimits,
+    notifier: Arc<dyn ChangeNotifier>,
+}
+
+impl Wiring {
+    fn tasks_on(&self, db: &Database) -> TaskService {
+        TaskService::new(
+            Arc::new(SeaTaskRepository::new(db.clone())),
+            Arc::new(SeaIdempotencyStore::new(db.clone())),
+            self.clock.clone(),
+            self.task_limits,
+        )
+        .with_notifier(self.notifier.clone())
+    }
+
+    fn accounts_on(&self, db: &Database) -> AccountService {
+        AccountService::new(
+            Arc::new(SeaUserRepository::new(db.clone())),
+            self.hasher.clone(),
+            Arc::new(SeaSignInFailureRepository::new(db.clone())),
+            self.sign_in_limit,
+            self.clock.clone(),
+        )
+    }
+}
+
+/// What a worker's own pool is opened with, and its services wired from
+/// (PostgreSQL only).
+///
+/// A connection's socket belongs to the runtime of the thread that opened
+/// it. With one pool shared by every actix worker, about half of each
+/// worker's statements ran on a connection another worker had opened, and
+/// each answer woke that other thread first. A pool per worker, opened by
+/// the worker itself, keeps each statement on one thread
+/// (docs/performance.md, "A pool per worker").
+#[derive(Clone)]
+struct WorkerDatabase {
+    settings: DatabaseSettings,
+    wiring: Wiring,
+}
+
+impl WorkerDatabase {
+    async fn tasks(self, slot: Arc<PoolSlot>) -> Result<TaskService, ConnectError> {
+        Ok(self.wiring.tasks_on(self.pool(&slot).await?))
+    }
+
+    async fn accounts(self, slot: Arc<PoolSlot>) -> Result<AccountService, ConnectError> {
+        Ok(self.wiring.accounts_on(self.pool(&slot).await?))
+    }
+
+    /// The worker's pool, opened by whichever of its services asks first.
+    /// Lazily: [`Application::build`]'s own connection has shown the server
+    /// answers, and each connection is then opened on this worker's thread.
+    async fn pool<'a>(&self, slot: &'a PoolSlot) -> Result<&'a Database, ConnectError> {
+        slot.get_or_try_init(|| todo_persistence::connect_lazily(&self.settings))
+            .await
+    }
+}
+
+/// How many actix workers serve requests: actix's own default, one per
+/// core, chosen here because the connections are shared out among them.
+fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// How `DATABASE_MAX_CONNECTIONS` is shared out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ConnectionShares {
+    /// The instance's own pool: migrations, accounts, health probes, the
+    /// change news and the background jobs; on SQLite, every statement.
+    instance: u32,
+    /// Each worker's pool for its task routes (PostgreSQL only).
+    per_worker: u32,
+}
+
+/// The most connections the instance's own pool takes on PostgreSQL,
+/// where the task routes have pools of their own: its work is sign-ins
+/// (held back by the password hasher), probes and jobs.
+const INSTANCE_CONNECTIONS: u32 = 4;
+
+impl ConnectionShares {
+    /// `max` shared between the instance's pool and `workers` pools, all
+    /// of it used, each pool given at least one connection.
+    fn split(max: u32, workers: usize) -> Self {
+        let workers = u32::try_from(workers).unwrap_or(u32::MAX).max(1);
+        let instance = (max / workers.saturating_add(1)).clamp(1, INSTANCE_CONNECTIONS);
+        Self {
+            instance,
+            per_worker: (max.saturating_sub(instance) / workers).max(1),
+        }
+    }
+
+    /// Everything in the instance's pool (SQLite: one file, one pool).
+    fn unsplit(max: u32) -> Self {
+        Self {
+            instance: max,
+            per_worker: 0,
+        }
     }
 }
 
@@ -521,4 +663,61 @@ fn spawn_sign_in_failure_clean_up(accounts: &Arc<AccountService>, interval: Dura
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn total(shares: ConnectionShares, workers: u32) -> u32 {
+        shares.instance + workers * shares.per_worker
+    }
+
+    #[test]
+    fn the_default_maximum_goes_mostly_to_the_workers_and_all_of_it_is_used() {
+        let shares = ConnectionShares::split(32, 2);
+        assert_eq!(
+            shares,
+            ConnectionShares {
+                instance: INSTANCE_CONNECTIONS,
+                per_worker: 14
+            }
+        );
+        assert_eq!(total(shares, 2), 32);
+    }
+
+    #[test]
+    fn a_small_maximum_keeps_every_pool_open_and_within_the_maximum() {
+        for (max, workers) in [(3, 2), (5, 2), (9, 4), (10, 1)] {
+            let shares = ConnectionShares::split(max, workers as usize);
+            assert!(shares.instance >= 1 && shares.per_worker >= 1, "{shares:?}");
+            assert!(
+                total(shares, workers) <= max,
+                "{max} over {workers}: {shares:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn below_one_connection_a_pool_every_pool_still_gets_one() {
+        let shares = ConnectionShares::split(1, 2);
+        assert_eq!(
+            shares,
+            ConnectionShares {
+                instance: 1,
+                per_worker: 1
+            }
+        );
+    }
+
+    #[test]
+    fn sqlite_keeps_the_whole_maximum_in_one_pool() {
+        assert_eq!(
+            ConnectionShares::unsplit(5),
+            ConnectionShares {
+                instance: 5,
+                per_worker: 0
+            }
+        );
+    }
 }

@@ -147,14 +147,29 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 /// ([`ConnectError::Tls`], [`ConnectError::Authentication`] and so on),
 /// else [`ConnectError::Connect`].
 pub async fn connect(settings: &DatabaseSettings) -> Result<Database, ConnectError> {
-    let connection = open(settings).await?;
+    let connection = open(settings, false).await?;
     Ok(Database::new(connection, settings.statement_timeout))
 }
 
-async fn open(settings: &DatabaseSettings) -> Result<DatabaseConnection, ConnectError> {
+/// Like [`connect`], but no connection is opened until a statement needs
+/// one. Each connection then belongs to the async runtime of the task that
+/// opened it: a pool made this way on an actix worker keeps its
+/// connections on that worker's thread, so a statement's answer is read by
+/// the thread that waits for it. It reports no unreachable server; call it
+/// once [`connect`] has shown the database answers.
+///
+/// # Errors
+/// [`ConnectError::UnsupportedUrl`] or [`ConnectError::InvalidUrl`] only.
+pub async fn connect_lazily(settings: &DatabaseSettings) -> Result<Database, ConnectError> {
+    let connection = open(settings, true).await?;
+    Ok(Database::new(connection, settings.statement_timeout))
+}
+
+async fn open(settings: &DatabaseSettings, lazy: bool) -> Result<DatabaseConnection, ConnectError> {
     let backend = backend_of_url(&settings.url).ok_or(ConnectError::UnsupportedUrl)?;
     let mut options = ConnectOptions::new(settings.url.clone());
     options
+        .connect_lazy(lazy)
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
         // PostgreSQL only: a start-up option of every connection, so the
@@ -183,8 +198,8 @@ async fn open(settings: &DatabaseSettings) -> Result<DatabaseConnection, Connect
                 .parse::<PgConnectOptions>()
                 .map_err(ConnectError::InvalidUrl)?;
             options.map_sqlx_postgres_opts(with_planner_costs);
-            // Not lazy: an unreachable server is reported at start-up, with
-            // the class of its cause.
+            // Unless asked to be lazy, an unreachable server is reported at
+            // start-up, with the class of its cause.
             match SqlxPostgresConnector::connect(options).await {
                 Ok(connection) => Ok(connection),
                 Err(err) => Err(diagnosis::classify(err, &parsed).await),
@@ -217,7 +232,9 @@ fn configure_sqlite(options: SqliteConnectOptions) -> SqliteConnectOptions {
         .create_if_missing(true)
 }
 
-fn backend_of_url(url: &str) -> Option<Backend> {
+/// The engine a database URL names, if this crate supports it.
+#[must_use]
+pub fn backend_of_url(url: &str) -> Option<Backend> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Some(Backend::Postgres)
     } else if url.starts_with("sqlite://") {

@@ -31,7 +31,8 @@ pub mod testing;
 
 pub use change_channel::{CHANGES_CHANNEL, ChangeListener, PgChangeNotifier};
 pub use connection::{
-    Backend, ConnectError, DatabaseSettings, backend_of, connect, is_ready, migrate,
+    Backend, ConnectError, DatabaseSettings, backend_of, backend_of_url, connect, connect_lazily,
+    is_ready, migrate,
 };
 pub use database::Database;
 pub use idempotency_store::SeaIdempotencyStore;

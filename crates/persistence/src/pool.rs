@@ -6,8 +6,8 @@ use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
 use crate::Database;
 
-/// A snapshot of the connection pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A snapshot of a connection pool, or the sum of several.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolUsage {
     /// Connections open now, idle or in use.
     pub open: u32,
@@ -25,7 +25,19 @@ impl PoolUsage {
     }
 }
 
-/// The usage of the pool every statement runs on. `None` only for a handle
+impl std::ops::Add for PoolUsage {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            open: self.open.saturating_add(other.open),
+            idle: self.idle.saturating_add(other.idle),
+            max: self.max.saturating_add(other.max),
+        }
+    }
+}
+
+/// The usage of the pool `db`'s statements run on. `None` only for a handle
 /// without a pool ([`crate::connect`] makes none such).
 #[must_use]
 pub fn pool_usage(db: &Database) -> Option<PoolUsage> {

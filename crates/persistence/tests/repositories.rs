@@ -4219,6 +4219,25 @@ async fn one_thread_can_use_every_connection_of_the_pool_at_once() {
     assert_eq!((usage.open, usage.max), (4, 4), "{usage:?}");
 }
 
+/// A pool connected lazily opens its first connection for its first
+/// statement, on both engines (that it opens none before, even with no
+/// server there, is in the start-up tests).
+#[tokio::test]
+async fn a_lazy_pool_opens_its_first_connection_for_its_first_statement() {
+    let database = TestDatabase::preferred().await;
+    let db = todo_persistence::connect_lazily(&DatabaseSettings {
+        url: database.url().to_owned(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    assert_eq!(todo_persistence::pool_usage(&db).unwrap().open, 0);
+    db.execute_unprepared("SELECT 1").await.unwrap();
+    assert_eq!(todo_persistence::pool_usage(&db).unwrap().open, 1);
+}
+
 /// When the server ends our sessions (a restart, an administrator), each
 /// pooled connection fails at most one statement, as `Unavailable` (a 503),
 /// and is replaced by a fresh one; nothing stays broken. A connection that

@@ -563,3 +563,18 @@ async fn tls_to_a_postgres_of_our_own_and_every_start_up_failure_named() {
         stopping.elapsed()
     );
 }
+
+/// A pool connected lazily opens nothing when made: it comes back at once
+/// even with nothing listening at the address, and an unreachable server
+/// shows only at the first statement.
+#[tokio::test]
+async fn a_lazy_pool_opens_nothing_until_a_statement_needs_it() {
+    let url = format!("postgres://postgres@127.0.0.1:{}/nothing", free_port());
+    let started = Instant::now();
+    let db = todo_persistence::connect_lazily(&settings(&url, Duration::from_millis(300)))
+        .await
+        .expect("a lazy pool makes no connection, so none can fail");
+    assert!(started.elapsed() < Duration::from_millis(300));
+    assert_eq!(todo_persistence::pool_usage(&db).unwrap().open, 0);
+    assert!(db.execute_unprepared("SELECT 1").await.is_err());
+}

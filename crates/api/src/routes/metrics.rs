@@ -1,6 +1,5 @@
 use actix_web::{HttpResponse, web};
 use todo_domain::DomainError;
-use todo_persistence::Database;
 
 use crate::error::ApiError;
 use crate::metrics::{CONTENT_TYPE, Metrics};
@@ -17,12 +16,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(
-    metrics: web::Data<Metrics>,
-    db: web::Data<Database>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(metrics: web::Data<Metrics>) -> Result<HttpResponse, ApiError> {
     let text = metrics
-        .render(&db)
+        .render()
         .map_err(|error| DomainError::Unexpected(Box::new(error)))?;
     Ok(HttpResponse::Ok().content_type(CONTENT_TYPE).body(text))
 }

@@ -25,6 +25,7 @@ mod limits;
 mod metrics;
 mod no_echo;
 mod outage;
+mod pools;
 mod properties;
 mod provider;
 mod proxies;
