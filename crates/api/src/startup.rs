@@ -429,8 +429,9 @@ struct ConnectionShares {
 const INSTANCE_CONNECTIONS: u32 = 4;
 
 impl ConnectionShares {
-    /// `max` shared between the instance's pool and `workers` pools, all
-    /// of it used, each pool given at least one connection.
+    /// `max` shared between the instance's pool and `workers` equal pools
+    /// (what does not divide evenly is left unused), each pool given at
+    /// least one connection.
     fn split(max: u32, workers: usize) -> Self {
         let workers = u32::try_from(workers).unwrap_or(u32::MAX).max(1);
         let instance = (max / workers.saturating_add(1)).clamp(1, INSTANCE_CONNECTIONS);
