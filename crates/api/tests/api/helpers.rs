@@ -21,6 +21,22 @@ pub struct TestApp {
 }
 
 /// Starts the real application on a fresh database.
+/// A fresh PostgreSQL database for a test that means nothing on SQLite;
+/// `None`, with a note on stderr naming the test, when the preferred
+/// database is SQLite.
+pub async fn postgres_database(test: &str) -> Option<TestDatabase> {
+    let database = TestDatabase::preferred().await;
+    if database.backend() == todo_persistence::Backend::Postgres {
+        return Some(database);
+    }
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "note: the {test} test needs PostgreSQL; not run on SQLite"
+    );
+    None
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(TestDatabase::preferred().await, &[]).await
 }

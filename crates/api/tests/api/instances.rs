@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};
-use todo_persistence::Backend;
 use todo_persistence::testing::TestDatabase;
 use tokio::task::JoinSet;
 
 use crate::db_probe::DbProbe;
-use crate::helpers::PASSWORD;
+use crate::helpers::{PASSWORD, postgres_database};
 use crate::server_process::{ServerProcess, free_port, report};
 
 async fn post(
@@ -43,15 +42,9 @@ async fn two_instances_on_one_postgres_end_in_the_state_one_would() {
     const USERS: usize = 3;
     const TASKS_EACH: usize = 20;
     const FLIPS: usize = 51;
-    let database = TestDatabase::preferred().await;
-    if database.backend() != Backend::Postgres {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "note: the two-instance test needs PostgreSQL; not run on SQLite"
-        );
+    let Some(database) = postgres_database("two-instance").await else {
         return;
-    }
+    };
     // Started together on an empty database: both migrate at once.
     let a = ServerProcess::spawn(database.url(), free_port(), &[]);
     let b = ServerProcess::spawn(database.url(), free_port(), &[]);

@@ -7,15 +7,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use todo_persistence::Backend;
-use todo_persistence::testing::TestDatabase;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use futures_util::StreamExt;
 
 use crate::db_probe::DbProbe;
-use crate::helpers::{TestApp, TestUser, assert_error, spawn_app_with};
+use crate::helpers::{TestApp, TestUser, assert_error, postgres_database, spawn_app_with};
 use crate::metrics::{sample, scrape};
 use crate::server_process::report;
 
@@ -127,15 +125,7 @@ async fn app_behind_relay_with(
     test: &str,
     settings: &[(&str, &str)],
 ) -> Option<(CuttableRelay, TestApp)> {
-    let database = TestDatabase::preferred().await;
-    if database.backend() != Backend::Postgres {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "note: the {test} test needs PostgreSQL; not run on SQLite"
-        );
-        return None;
-    }
+    let database = postgres_database(test).await?;
     let (target, _) = redirect(database.url(), "127.0.0.1:1".parse().unwrap());
     let relay = CuttableRelay::start(target).await;
     let (_, relayed_url) = redirect(database.url(), relay.address);
@@ -578,15 +568,9 @@ async fn a_statement_the_server_cancels_at_the_statement_timeout_is_a_503() {
     use sea_orm::sqlx::postgres::PgConnection;
     use sea_orm::sqlx::{AssertSqlSafe, Connection as _, Executor as _, Row as _};
 
-    let database = TestDatabase::preferred().await;
-    if database.backend() != Backend::Postgres {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "note: the server-side statement timeout test needs PostgreSQL; not run on SQLite"
-        );
+    let Some(database) = postgres_database("server-side statement timeout").await else {
         return;
-    }
+    };
     let url = database.url().to_owned();
     let app = spawn_app_with(database, &[("DATABASE_STATEMENT_TIMEOUT", "1")]).await;
     let user = TestUser::signed_up(&app).await;

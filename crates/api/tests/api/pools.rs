@@ -7,10 +7,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use sea_orm::sqlx::postgres::PgConnection;
 use sea_orm::sqlx::{Connection as _, Executor as _, Row as _};
-use todo_persistence::Backend;
-use todo_persistence::testing::TestDatabase;
 
-use crate::helpers::{TestUser, spawn_app_with};
+use crate::helpers::{TestUser, postgres_database, spawn_app_with};
 use crate::metrics::{sample, scrape};
 
 const MAX_CONNECTIONS: usize = 5;
@@ -22,15 +20,9 @@ const MAX_CONNECTIONS: usize = 5;
 /// among the pools is `startup`'s unit tests' business.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_many_clients_the_pools_open_the_maximum_and_never_more() {
-    let database = TestDatabase::preferred().await;
-    if database.backend() != Backend::Postgres {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "note: pools per worker exist on PostgreSQL only; not run on SQLite"
-        );
+    let Some(database) = postgres_database("pools-per-worker").await else {
         return;
-    }
+    };
     let url = database.url().to_owned();
     let app = spawn_app_with(
         database,
