@@ -58,8 +58,10 @@ pub struct Settings {
     pub port: u16,
     /// `postgres://…` or `sqlite://…`.
     pub database_url: SecretString,
-    /// Upper bound of the connection pool.
-    pub database_max_connections: u32,
+    /// The most connections the instance opens (`DATABASE_MAX_CONNECTIONS`);
+    /// unset, the instance sizes its pools to the machine (see
+    /// `startup::ConnectionShares`).
+    pub database_max_connections: Option<u32>,
     /// How long a request waits for a pooled connection before it is
     /// answered 503.
     pub database_acquire_timeout: Duration,
@@ -194,10 +196,9 @@ impl Settings {
             host: get("HOST").unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: parse_or(get("PORT"), "PORT", 8080, "must be a port number")?,
             database_url: SecretString::from(database_url),
-            database_max_connections: parse_or(
+            database_max_connections: parse_optional(
                 get("DATABASE_MAX_CONNECTIONS"),
                 "DATABASE_MAX_CONNECTIONS",
-                32,
                 "must be a positive whole number",
             )?,
             database_acquire_timeout: Duration::from_secs(parse_or(
@@ -265,7 +266,7 @@ impl Settings {
     }
 
     fn checked(self) -> Result<Self, ConfigError> {
-        if self.database_max_connections == 0 {
+        if self.database_max_connections == Some(0) {
             return Err(ConfigError::Invalid {
                 name: "DATABASE_MAX_CONNECTIONS",
                 reason: "must be at least 1",
@@ -407,13 +408,21 @@ fn parse_or<T: std::str::FromStr>(
     default: T,
     reason: &'static str,
 ) -> Result<T, ConfigError> {
-    match raw {
-        None => Ok(default),
-        Some(raw) => raw
-            .trim()
+    Ok(parse_optional(raw, name, reason)?.unwrap_or(default))
+}
+
+/// `raw` parsed when it is set; `None` when it is not.
+fn parse_optional<T: std::str::FromStr>(
+    raw: Option<String>,
+    name: &'static str,
+    reason: &'static str,
+) -> Result<Option<T>, ConfigError> {
+    raw.map(|raw| {
+        raw.trim()
             .parse()
-            .map_err(|_| ConfigError::Invalid { name, reason }),
-    }
+            .map_err(|_| ConfigError::Invalid { name, reason })
+    })
+    .transpose()
 }
 
 /// 32 random bytes, hex-encoded, from the operating system.
@@ -512,6 +521,26 @@ mod tests {
         for bad in ["0", "-1", "many"] {
             let error = settings(&[("MAX_TASKS_PER_USER", bad)]).unwrap_err();
             assert!(error.to_string().starts_with("MAX_TASKS_PER_USER"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_connection_maximum_is_left_to_the_machine_unless_set_and_at_least_one() {
+        for unset in [&[][..], &[("DATABASE_MAX_CONNECTIONS", " ")]] {
+            assert_eq!(settings(unset).unwrap().database_max_connections, None);
+        }
+        assert_eq!(
+            settings(&[("DATABASE_MAX_CONNECTIONS", " 7 ")])
+                .unwrap()
+                .database_max_connections,
+            Some(7)
+        );
+        for bad in ["0", "-1", "many"] {
+            let error = settings(&[("DATABASE_MAX_CONNECTIONS", bad)]).unwrap_err();
+            assert!(
+                error.to_string().starts_with("DATABASE_MAX_CONNECTIONS"),
+                "{bad:?}"
+            );
         }
     }
 

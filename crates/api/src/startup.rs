@@ -119,10 +119,13 @@ impl Application {
             statement_timeout: settings.database_statement_timeout,
         };
         let pools_per_worker = todo_persistence::backend_of_url(&url) == Some(Backend::Postgres);
+        let max_connections = settings
+            .database_max_connections
+            .unwrap_or_else(|| ConnectionShares::default_max(workers));
         let shares = if pools_per_worker {
-            ConnectionShares::split(settings.database_max_connections, workers)
+            ConnectionShares::split(max_connections, workers)
         } else {
-            ConnectionShares::unsplit(settings.database_max_connections)
+            ConnectionShares::unsplit(max_connections)
         };
         let db = todo_persistence::connect(&database_settings(shares.instance)).await?;
         todo_persistence::migrate(&db).await?;
@@ -428,7 +431,20 @@ struct ConnectionShares {
 /// (held back by the password hasher), probes and jobs.
 const INSTANCE_CONNECTIONS: u32 = 4;
 
+/// Each worker's share when `DATABASE_MAX_CONNECTIONS` is not set. A worker
+/// is one thread: a few statements in flight keep it busy, and more only
+/// wait in the database's run queue, where on a machine shared with
+/// PostgreSQL they also crowd out the worker itself.
+const WORKER_CONNECTIONS: u32 = 4;
+
 impl ConnectionShares {
+    /// The maximum when none is set: the instance's pool and a few
+    /// connections for each of `workers`.
+    fn default_max(workers: usize) -> u32 {
+        let workers = u32::try_from(workers).unwrap_or(u32::MAX).max(1);
+        INSTANCE_CONNECTIONS.saturating_add(WORKER_CONNECTIONS.saturating_mul(workers))
+    }
+
     /// `max` shared between the instance's pool and `workers` equal pools
     /// (what does not divide evenly is left unused), each pool given at
     /// least one connection.
@@ -675,7 +691,24 @@ mod tests {
     }
 
     #[test]
-    fn the_default_maximum_goes_mostly_to_the_workers_and_all_of_it_is_used() {
+    fn the_default_maximum_gives_each_worker_its_share_and_all_of_it_is_used() {
+        for workers in [1, 2, 8] {
+            let max = ConnectionShares::default_max(workers as usize);
+            let shares = ConnectionShares::split(max, workers as usize);
+            assert_eq!(
+                shares,
+                ConnectionShares {
+                    instance: INSTANCE_CONNECTIONS,
+                    per_worker: WORKER_CONNECTIONS
+                },
+                "{workers} workers"
+            );
+            assert_eq!(total(shares, workers), max);
+        }
+    }
+
+    #[test]
+    fn a_set_maximum_goes_mostly_to_the_workers_and_all_of_it_is_used() {
         let shares = ConnectionShares::split(32, 2);
         assert_eq!(
             shares,
