@@ -441,15 +441,14 @@ impl ConnectionShares {
     /// The maximum when none is set: the instance's pool and a few
     /// connections for each of `workers`.
     fn default_max(workers: usize) -> u32 {
-        let workers = u32::try_from(workers).unwrap_or(u32::MAX).max(1);
-        INSTANCE_CONNECTIONS.saturating_add(WORKER_CONNECTIONS.saturating_mul(workers))
+        INSTANCE_CONNECTIONS.saturating_add(WORKER_CONNECTIONS.saturating_mul(pool_count(workers)))
     }
 
     /// `max` shared between the instance's pool and `workers` equal pools
     /// (what does not divide evenly is left unused), each pool given at
     /// least one connection.
     fn split(max: u32, workers: usize) -> Self {
-        let workers = u32::try_from(workers).unwrap_or(u32::MAX).max(1);
+        let workers = pool_count(workers);
         let instance = (max / workers.saturating_add(1)).clamp(1, INSTANCE_CONNECTIONS);
         Self {
             instance,
@@ -464,6 +463,12 @@ impl ConnectionShares {
             per_worker: 0,
         }
     }
+}
+
+/// `workers` as a number of pools: at least one, and no more than a
+/// connection count can hold.
+fn pool_count(workers: usize) -> u32 {
+    u32::try_from(workers).unwrap_or(u32::MAX).max(1)
 }
 
 /// Ends the live event streams when SIGTERM or SIGINT arrives. actix
